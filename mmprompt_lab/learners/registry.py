@@ -1,0 +1,44 @@
+"""The learner registry: `@register_learner("coop")`, `create_learner`, `list_learners` (timm-style)."""
+from __future__ import annotations
+
+import difflib
+
+from ..backbone import FrozenCLIP
+from .base import PromptLearner
+
+_LEARNERS: dict[str, type[PromptLearner]] = {}
+
+
+def register_learner(cls: type[PromptLearner]) -> type[PromptLearner]:
+    """Class decorator: registers a learner under its `name`. A duplicate name is an error."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} needs a non-empty `name` to be registered")
+    if cls.name in _LEARNERS:
+        raise ValueError(f"learner {cls.name!r} is already registered by {_LEARNERS[cls.name].__name__}")
+    _LEARNERS[cls.name] = cls
+    return cls
+
+
+def list_learners() -> list[str]:
+    """Names accepted by `create_learner`."""
+    return list(_LEARNERS)
+
+
+def get_learner_class(name: str) -> type[PromptLearner]:
+    key = name.lower().replace("-", "_")
+    if key not in _LEARNERS:
+        close = difflib.get_close_matches(key, list(_LEARNERS), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown method {name!r}.{hint} Available: {', '.join(_LEARNERS)}")
+    return _LEARNERS[key]
+
+
+def create_learner(name: str, clip: FrozenCLIP, classnames: list[str], **overrides) -> PromptLearner:
+    """Build a learner with its official defaults; `overrides` are checked against its config.
+
+    Example:
+        >>> learner = create_learner("maple", clip, classnames=["cat", "dog"], n_ctx=2)
+    """
+    cls = get_learner_class(name)
+    config = cls.config_class.from_overrides(**overrides)
+    return cls(clip, list(classnames), config)
