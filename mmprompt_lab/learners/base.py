@@ -151,6 +151,12 @@ def replace_slots(x: Tensor, slots: Tensor, values: Tensor) -> Tensor:
     return x.scatter(1, index, values.expand(n, m, d).to(x.dtype))
 
 
+def gather_slots(x: Tensor, slots: Tensor) -> Tensor:
+    """x (N, L, D), slots (N or 1, M) → (N, M, D): the hidden states at the prompt slots."""
+    n, m, d = x.shape[0], slots.shape[-1], x.shape[-1]
+    return x.gather(1, slots.expand(n, m).unsqueeze(-1).expand(n, m, d))
+
+
 def word_init(clip: FrozenCLIP, phrase: str, n: int) -> Tensor:
     """(n, Dt) token embeddings of the first n words of `phrase` (official word initialisation)."""
     ids = clip.tokenizer.encode(phrase)
