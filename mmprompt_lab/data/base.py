@@ -11,6 +11,7 @@ into an `ImageDataset` (the exact selection for a split, shots, seed and class s
 from __future__ import annotations
 
 import difflib
+import logging
 import math
 import random
 from dataclasses import dataclass, field, replace
@@ -19,6 +20,10 @@ from typing import Callable, Sequence
 
 from PIL import Image
 from torch.utils.data import Dataset
+
+from .images import BadImageError, check_images_exist
+
+log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 SUBSAMPLES = ("all", "base", "novel")
@@ -55,15 +60,21 @@ class DatasetSource:
 
 
 class ImageDataset(Dataset):
-    """A selection of items. `ds[i]` → `(image, label)`; image is RGB PIL, or `transform(image)`."""
+    """A selection of items. `ds[i]` → `(image, label)`; image is RGB PIL, or `transform(image)`.
+
+    With `skip_bad_images=True` an unreadable image is logged, recorded in `skipped` (per process:
+    DataLoader workers keep their own lists) and replaced by the next readable item.
+    """
 
     def __init__(self, source: DatasetSource, split: str, items: list[Item], classnames: list[str],
-                 transform: Callable | None = None, info: dict | None = None):
+                 transform: Callable | None = None, info: dict | None = None, skip_bad_images: bool = False):
         if not classnames:
             raise ValueError(f"dataset {source.name!r} split {split!r} has no classes")
         self.source, self.split, self.items, self.classnames = source, split, items, list(classnames)
         self.transform = transform
         self.info = dict(info or {})  # shots, seed, subsample: how this selection was made
+        self.skip_bad_images = skip_bad_images
+        self.skipped: list[str] = []  # paths of unreadable images skipped so far
 
     name = property(lambda self: self.source.name)
     augment = property(lambda self: self.source.augment)
@@ -74,13 +85,25 @@ class ImageDataset(Dataset):
         return len(self.items)
 
     def __getitem__(self, index: int):
-        item = self.items[index]
-        image = self.source.load_image(item)
-        return (self.transform(image) if self.transform else image), item.label
+        for offset in range(len(self.items)):
+            item = self.items[(index + offset) % len(self.items)]
+            try:
+                image = self.source.load_image(item)
+            except BadImageError as err:
+                if not self.skip_bad_images:
+                    raise
+                if item.path not in self.skipped:
+                    self.skipped.append(item.path)
+                    log.warning("skipping unreadable image (%d so far): %s", len(self.skipped), err)
+                continue
+            return (self.transform(image) if self.transform else image), item.label
+        raise BadImageError(f"dataset {self.name!r} split {self.split!r}: no readable image among "
+                            f"{len(self.items)} items")
 
     def with_transform(self, transform: Callable | None) -> "ImageDataset":
         """The same selection with another transform (the engine sets train/test transforms)."""
-        return ImageDataset(self.source, self.split, self.items, self.classnames, transform, self.info)
+        return ImageDataset(self.source, self.split, self.items, self.classnames, transform, self.info,
+                            self.skip_bad_images)
 
     def __repr__(self) -> str:
         return (f"ImageDataset({self.name!r}, split={self.split!r}, {len(self)} images, "
@@ -179,7 +202,8 @@ def relabel(items: Sequence[Item], mapping: dict[int, int]) -> list[Item]:
 
 def load_dataset(name: str, split: str = "train", *, root: str | Path | None = None,
                  shots: int | None = None, seed: int = 1, subsample: str = "all",
-                 transform: Callable | None = None, **source_kwargs) -> ImageDataset:
+                 transform: Callable | None = None, skip_bad_images: bool = False,
+                 check_files: bool = True, **source_kwargs) -> ImageDataset:
     """Load the exact selection of a dataset that a protocol prescribes.
 
     Args:
@@ -190,6 +214,9 @@ def load_dataset(name: str, split: str = "train", *, root: str | Path | None = N
             None = every image. Ignored for test splits.
         subsample: "all", "base" or "novel" classes (labels re-indexed within the half).
         transform: applied to each PIL image (the engine sets the official ones).
+        skip_bad_images: skip (and count in `ds.skipped`) unreadable images instead of raising.
+        check_files: check that every selected image file exists (a clear error before training).
+        **source_kwargs: options of the dataset's source (e.g. `template=` for "folder"/"csv").
 
     Example:
         >>> train = load_dataset("toyworld/shapes", split="train", shots=16, seed=1, subsample="base")
@@ -201,11 +228,15 @@ def load_dataset(name: str, split: str = "train", *, root: str | Path | None = N
     if shots is not None and split in ("train", "val"):
         train, val = sample_few_shot([source.splits["train"], source.splits.get("val", [])], shots, seed)
         items = train if split == "train" else val
-    # base/novel halves come from the full label set (few-shot keeps every label)
-    mapping = split_base_novel(range(len(source.classnames)), subsample)
+    # base/novel halves come from the train label set, as the official code does (few-shot keeps
+    # every label, so the full and the few-shot train lists have the same label set)
+    train_labels = [it.label for it in source.splits.get("train", [])] or range(len(source.classnames))
+    mapping = split_base_novel(train_labels, subsample)
     classnames = [source.classnames[old] for old in mapping]
     items = relabel(items, mapping)
     if not items:
         raise ValueError(f"dataset {name!r} split {split!r} ({subsample}) selects no images")
+    if check_files:
+        check_images_exist((it.path for it in items), f"dataset {name!r} split {split!r}")
     info = {"shots": shots if split in ("train", "val") else None, "seed": seed, "subsample": subsample}
-    return ImageDataset(source, split, items, classnames, transform, info)
+    return ImageDataset(source, split, items, classnames, transform, info, skip_bad_images)
