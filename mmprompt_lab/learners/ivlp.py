@@ -1,1 +1,86 @@
-"""(being written)"""
+"""IVLP — Independent Vision-Language Prompting, the deep V-L baseline of MaPLe (Khattak et al.,
+CVPR 2023, arXiv:2210.03117, official code muzairkhattak/multimodal-prompt-learning, trainer `IVLP`).
+
+    T_0 = [SOS, P_0, "of a", class_c, ".", EOT] + pos               P_0 = ctx (Mt, Dt), word init "a photo"
+    before text block i, 1 ≤ i ≤ Jt-1:    T[:, 1:1+Mt] = P_i        P_i (Mt, Dt)
+    V_0 = ln_pre([cls; patches] + pos ++ V_0)                       V_0 (Nv, Dv), as VPT-deep
+    before vision block i, 1 ≤ i ≤ Jv-1:  V[:, -Nv:] = V_i          V_i (Nv, Dv)
+    f_txt = ln_final(T)[EOT] W_t ;  f_img = ln_post(V[:, 0]) W_v    no coupling between the towers
+
+Word init as MaPLe: with ctx_init and Mt ≤ 4, P_0 = the embeddings of the first Mt tokens of the
+phrase and the rest of the phrase stays as fixed tokens; otherwise P_0 ~ N(0, 0.02²) with "X" fill.
+All deep prompts ~ N(0, 0.02²). In the official code P_i / V_i are `VPT_shallow` of text / vision
+resblocks i = 1..J-1 (the blocks with `prompts_needed > i`); deep text prompts replace positions
+1..Mt, deep vision prompts the last Nv tokens. Jv = 0 or Nv = 0 leaves the image tower untouched.
+Official: Mt = Nv = 2, Jt = Jv = 9 (METHODS.md; the released config vit_b16_c2_ep5_batch4_2+2ctx
+sets 12/12), lr 0.0035, batch 4, 5 epochs. Trainable (ViT-B/16, 9/9): 23,040.
+"Deep language prompting" (config ..._4ctx_language_only): n_ctx_text=4, text_depth=12,
+vision_depth=0, n_ctx_vision=0, lr 0.0025 → 24,576 trainable.
+Official names: `prompt_learner.ctx` → `ctx`; `text_encoder.transformer.resblocks.{i}.VPT_shallow` →
+`deep_text.{i-1}`; `image_encoder.VPT` → `vision.prompts.0`;
+`image_encoder.transformer.resblocks.{i}.VPT_shallow` → `vision.prompts.{i}`.
+Deviation: none in fp32; depths beyond the towers raise instead of being silently capped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from .base import LearnerConfig, PromptLearner, PromptTokens, TrainPreset, check, normal_, replace_slots
+from .maple import deep_text_layout
+from .registry import register_learner
+from .vpt import DeepVisionPrompts
+
+
+@dataclass(frozen=True)
+class IVLPConfig(LearnerConfig):
+    n_ctx_text: int = 2  # Mt text prompt tokens per layer (official N_CTX_TEXT 2)
+    n_ctx_vision: int = 2  # Nv vision prompt tokens per layer (official N_CTX_VISION 2); 0 = no vision prompts
+    text_depth: int = 9  # Jt: text prompts at blocks 0..Jt-1 (METHODS.md 9; released config 12)
+    vision_depth: int = 9  # Jv: vision prompts at blocks 0..Jv-1 (METHODS.md 9; released config 12); 0 = none
+    ctx_init: str = "a photo of a"  # word init of P_0 when n_ctx_text ≤ 4 (official); "" = random
+
+    def __post_init__(self):
+        check(self.n_ctx_text >= 1, f"n_ctx_text must be ≥ 1, got {self.n_ctx_text}")
+        check(self.text_depth >= 1, f"text_depth must be ≥ 1 (official assert; use 'vpt' for vision-only "
+              f"prompting), got {self.text_depth}")
+        check(self.n_ctx_vision >= 0, f"n_ctx_vision must be ≥ 0, got {self.n_ctx_vision}")
+        check(self.vision_depth >= 0, f"vision_depth must be ≥ 0, got {self.vision_depth}")
+
+
+@register_learner
+class IVLP(PromptLearner):
+    """Independent deep prompts in both towers. images (B, 3, H, W) → logits (B, C)."""
+
+    name = "ivlp"
+    config_class = IVLPConfig
+    preset = TrainPreset(lr=0.0035, batch_size=4, epochs=5)
+
+    def __init__(self, clip, classnames, config: IVLPConfig):
+        super().__init__(clip, classnames, config)
+        check(config.text_depth <= clip.text_depth, f"text_depth {config.text_depth} exceeds the model's "
+              f"{clip.text_depth} text blocks ({clip.id}); use text_depth ≤ {clip.text_depth}")
+        m, dt = config.n_ctx_text, clip.text_width
+        template, fill = deep_text_layout(clip, m, config.ctx_init)
+        self.prompts = PromptTokens(clip, self.classnames, template, [m], fill)
+        self.ctx = nn.Parameter(self.prompts.init_vectors()) if fill[0] != "X" else normal_(m, dt)  # (Mt, Dt)
+        self.deep_text = nn.ParameterList([normal_(m, dt) for _ in range(config.text_depth - 1)])  # P_1..P_{Jt-1}
+        self.vision = DeepVisionPrompts(clip, config.n_ctx_vision, config.vision_depth)  # V_0..V_{Jv-1}
+
+    def text_prompts(self):
+        return self.prompts.assemble(self.ctx), self.prompts.eot  # (C, L, Dt), (C,)
+
+    def vision_prompts(self):
+        return self.vision.first()  # (Nv, Dv) or None
+
+    def layer(self, i, text, vision):
+        if text is not None and 1 <= i < self.config.text_depth:
+            text = replace_slots(text, self.prompts.slots, self.deep_text[i - 1])  # (C, L', Dt)
+        return text, self.vision(i, vision)  # (B, T, Dv)
+
+    def official_names(self):
+        names = {"prompt_learner.ctx": "ctx", **self.vision.official_names("vision")}
+        for i in range(1, self.config.text_depth):
+            names[f"text_encoder.transformer.resblocks.{i}.VPT_shallow"] = f"deep_text.{i - 1}"
+        return names
