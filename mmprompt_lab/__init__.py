@@ -1,2 +1,17 @@
-"""mmprompt_lab: multi-modal prompt learning on a frozen open_clip CLIP."""
+"""mmprompt_lab: multi-modal prompt learning on a frozen open_clip CLIP.
+
+    import mmprompt_lab as mpl
+    clip = mpl.load_clip("toyclip")
+    train = mpl.load_dataset("toyworld/shapes", split="train", shots=16, seed=1, subsample="base")
+    learner = mpl.create_learner("maple", clip, classnames=train.classnames)
+    history = mpl.fit(learner, train, epochs=5)
+    metrics = mpl.evaluate(learner, mpl.load_dataset("toyworld/shapes", split="test", subsample="base"))
+"""
+from .backbone import FrozenCLIP, load_clip
+from .data import list_datasets, load_dataset
+from .engine import base_novel, evaluate, fit, harmonic_mean, load_learner, save_learner
+from .learners import create_learner, list_learners
+
 __version__ = "0.1.0"
+__all__ = ["FrozenCLIP", "base_novel", "create_learner", "evaluate", "fit", "harmonic_mean", "list_datasets",
+           "list_learners", "load_clip", "load_dataset", "load_learner", "save_learner"]

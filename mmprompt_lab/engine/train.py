@@ -1,0 +1,202 @@
+"""`fit`: the official prompt-learning recipe (METHODS.md §0) as one readable loop.
+
+SGD (momentum 0.9, weight decay 5e-4) on the trainable parameters only; epoch 0 at a constant
+warm-up lr of 1e-5, then a cosine schedule stepped once per epoch; cross-entropy on the scaled
+cosine logits. Seeded per epoch (shuffling and augmentation), so a run resumed from its epoch
+checkpoint ends bit-identical to an uninterrupted one on CPU.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from ..data.base import ImageDataset
+from ..learners.base import PromptLearner
+from .transforms import train_transform
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class History:
+    """What `fit` returns: per-step losses and per-epoch loss, accuracy (%) and lr."""
+
+    step_loss: list[float] = field(default_factory=list)
+    epoch_loss: list[float] = field(default_factory=list)
+    epoch_accuracy: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    stopped_early: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainState:
+    """Passed to callbacks; set `stop = True` to end training after the current step."""
+
+    epoch: int
+    epochs: int
+    step: int  # global step
+    steps_per_epoch: int
+    loss: float
+    lr: float
+    accuracy: float  # running accuracy (%) of the current epoch
+    history: History
+    stop: bool = False
+
+
+def lr_at(epoch: int, base_lr: float, epochs: int, warmup_epochs: int = 1, warmup_lr: float = 1e-5) -> float:
+    """Official schedule: constant `warmup_lr` for the warm-up epochs, then
+    base·(1 + cos(π·(e − w)/E))/2 for e ≥ w, E = total epochs (the cosine never reaches its tail)."""
+    if epoch < warmup_epochs:
+        return warmup_lr
+    return base_lr * (1 + math.cos(math.pi * (epoch - warmup_epochs) / epochs)) / 2
+
+
+def pick_device(device: str | torch.device | None) -> torch.device:
+    return torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast(device: torch.device, precision: str):
+    """fp32 is exact; "auto" = bf16 autocast on CUDA, fp32 on CPU; "bf16"/"fp16" = autocast."""
+    if precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}")
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return contextlib.nullcontext()
+    dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def make_loader(dataset, batch_size: int, shuffle: bool, seed: int = 0, num_workers: int = 0,
+                sampler=None) -> DataLoader:
+    """Never empty: the last incomplete batch is dropped only when at least one full batch exists."""
+    if len(dataset) == 0:
+        raise ValueError("the dataset is empty")
+    generator = torch.Generator().manual_seed(seed)
+    drop_last = shuffle and len(dataset) >= batch_size
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+                      drop_last=drop_last, num_workers=num_workers, generator=generator,
+                      persistent_workers=False)
+
+
+def fit(learner: PromptLearner, train: ImageDataset, *, epochs: int | None = None, batch_size: int | None = None,
+        lr: float | None = None, seed: int = 1, device: str | None = None, precision: str = "auto",
+        accumulate: int = 1, augment: str | None = None, warmup_epochs: int = 1, warmup_lr: float = 1e-5,
+        momentum: float = 0.9, weight_decay: float = 5e-4, num_workers: int = 0,
+        on_step: Callable[[TrainState], None] | None = None,
+        on_epoch_end: Callable[[TrainState], None] | None = None,
+        checkpoint_dir: str | Path | None = None, progress: bool = True) -> History:
+    """Train a learner's prompts with the official recipe.
+
+    Args:
+        learner: from `create_learner`; only its `requires_grad` parameters are optimised.
+        train: an `ImageDataset` (its `augment` picks the train transform unless `augment` is given).
+        epochs, batch_size, lr: None = the method's official preset (`learner.preset`).
+        seed: seeds parameters' data order and augmentation; same seed → same run.
+        precision: "auto" (bf16 autocast on CUDA, fp32 on CPU), "fp32", "bf16", "fp16".
+        accumulate: gradient accumulation steps (effective batch = batch_size · accumulate).
+        on_step, on_epoch_end: callbacks receiving a `TrainState`; set `state.stop = True` to stop.
+        checkpoint_dir: if given, the training state is saved atomically after every epoch and a
+            later call with the same directory resumes from it.
+    Returns:
+        History with per-step loss and per-epoch loss/accuracy/lr.
+
+    Example:
+        >>> history = fit(learner, train, epochs=5, batch_size=4, lr=0.0035, seed=1)
+    """
+    preset = learner.preset
+    epochs = epochs if epochs is not None else preset.epochs
+    batch_size = batch_size if batch_size is not None else preset.batch_size
+    lr = lr if lr is not None else preset.lr
+    if epochs < 1 or batch_size < 1 or accumulate < 1 or lr <= 0:
+        raise ValueError(f"need epochs ≥ 1, batch_size ≥ 1, accumulate ≥ 1, lr > 0; got {epochs}, "
+                         f"{batch_size}, {accumulate}, {lr}")
+    params = learner.trainable_parameters()
+    if not params:
+        raise ValueError(f"{learner.name!r} has no trainable parameters; use evaluate() directly")
+    if len(train.classnames) != len(learner.classnames):
+        raise ValueError(f"the dataset has {len(train.classnames)} classes, the learner {len(learner.classnames)}; "
+                         "build the learner with classnames=train.classnames")
+
+    device = pick_device(device)
+    seed_everything(seed)
+    learner.to(device).train()
+    data = train.with_transform(train_transform(learner.clip, augment or train.augment))
+    optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    history, start = History(), 0
+    if checkpoint_dir is not None:
+        from .checkpoint import load_train_state
+
+        start = load_train_state(checkpoint_dir, learner, optimizer, history)
+    steps_per_epoch = math.ceil(len(data) / batch_size) if len(data) < batch_size else len(data) // batch_size
+    state = TrainState(start, epochs, start * steps_per_epoch, steps_per_epoch, float("nan"), lr, 0.0, history)
+
+    for epoch in range(start, epochs):
+        epoch_lr = lr_at(epoch, lr, epochs, warmup_epochs, warmup_lr)
+        for group in optimizer.param_groups:
+            group["lr"] = epoch_lr
+        torch.manual_seed(seed * 10_007 + epoch)  # augmentation draws; resume-exact
+        loader = make_loader(data, batch_size, shuffle=True, seed=seed * 10_007 + epoch, num_workers=num_workers)
+        bar = tqdm(loader, desc=f"{learner.name} epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
+        total, correct, loss_sum, finished = 0, 0, 0.0, True
+        optimizer.zero_grad(set_to_none=True)
+        for n, (images, labels) in enumerate(bar):
+            images, labels = images.to(device), labels.to(device)
+            with autocast(device, precision):
+                logits = learner(images)
+                loss = F.cross_entropy(logits.float(), labels)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"loss became {loss.item()} at epoch {epoch + 1}, step {n + 1} (lr {epoch_lr:.3g}); "
+                    "lower the learning rate or use precision='fp32'. No checkpoint was written for this epoch.")
+            (loss / accumulate).backward()
+            if (n + 1) % accumulate == 0 or n + 1 == len(loader):
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            total += len(labels)
+            correct += (logits.argmax(-1) == labels).sum().item()
+            loss_sum += loss.item() * len(labels)
+            history.step_loss.append(loss.item())
+            state.epoch, state.step, state.loss, state.lr = epoch, state.step + 1, loss.item(), epoch_lr
+            state.accuracy = 100.0 * correct / total
+            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{state.accuracy:.1f}", lr=f"{epoch_lr:.2g}")
+            if on_step:
+                on_step(state)
+            if state.stop:
+                finished = n + 1 == len(loader)
+                break
+        history.epoch_loss.append(loss_sum / max(total, 1))
+        history.epoch_accuracy.append(100.0 * correct / max(total, 1))
+        history.lr.append(epoch_lr)
+        log.info("epoch %d/%d loss %.4f acc %.2f lr %.3g", epoch + 1, epochs, history.epoch_loss[-1],
+                 history.epoch_accuracy[-1], epoch_lr)
+        if on_epoch_end:
+            on_epoch_end(state)
+        if checkpoint_dir is not None and finished:  # a partial epoch is never saved
+            from .checkpoint import save_train_state
+
+            save_train_state(checkpoint_dir, learner, optimizer, history, epoch + 1)
+        if state.stop:
+            history.stopped_early = epoch + 1 < epochs
+            break
+    learner.eval()
+    return history
