@@ -64,7 +64,7 @@ def imagenet_classnames(path: Path, wnids: list[str]) -> dict[str, str]:
     return names
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def mk():
     """Builders: mk.jpeg, mk.class_folders, mk.zhou_split, mk.imagenet_classnames."""
     return SimpleNamespace(jpeg=jpeg, class_folders=class_folders, zhou_split=zhou_split,
