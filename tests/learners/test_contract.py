@@ -71,7 +71,7 @@ def test_official_state_dict_import(name, tiny_clip, images):
     official = {off: ours[mine].detach().clone() for off, mine in a.official_names().items()}
     assert official, f"{name} documents no official parameter names"
     # released checkpoints may store the prompt learner alone (no prefix) and carry class buffers
-    official = {k.replace("prompt_learner.", "", 1): v for k, v in official.items()}
+    official = {k.removeprefix("prompt_learner."): v for k, v in official.items()}  # only a leading prefix
     official["prompt_learner.token_prefix"] = torch.zeros(1)
     ignored = b.load_official_state_dict(official)
     assert ignored == ["prompt_learner.token_prefix"]
