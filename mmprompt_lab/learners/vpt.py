@@ -35,9 +35,9 @@ class DeepVisionPrompts(nn.Module):
 
     def __init__(self, clip, n_ctx: int, depth: int):
         super().__init__()
-        check(depth <= clip.vision_depth, f"vision prompt depth {depth} exceeds the model's "
+        count = depth if n_ctx > 0 else 0  # no tokens: no prompts at any depth
+        check(count <= clip.vision_depth, f"vision prompt depth {depth} exceeds the model's "
               f"{clip.vision_depth} vision blocks ({clip.id}); use a depth ≤ {clip.vision_depth}")
-        count = depth if n_ctx > 0 else 0
         self.prompts = nn.ParameterList([normal_(n_ctx, clip.vision_width) for _ in range(count)])  # J × (N, Dv)
 
     def first(self) -> Tensor | None:
