@@ -251,8 +251,9 @@ def load_clip(name: str = "toyclip", pretrained: str | bool | None = None, devic
                 f"open_clip.create_model('{name}', pretrained='{pretrained}')), or pass a local file path "
                 "as pretrained=") from err
         pre = getattr(model.visual, "preprocess_cfg", {}) or {}
-        clip = FrozenCLIP(model, open_clip.get_tokenizer(name), name,
-                          None if not pretrained else ("file" if os.path.exists(str(pretrained)) else pretrained),
+        if pretrained and os.path.exists(str(pretrained)):
+            pretrained = str(Path(pretrained).expanduser().resolve())  # the id names the file
+        clip = FrozenCLIP(model, open_clip.get_tokenizer(name), name, pretrained or None,
                           pre.get("mean", OPENAI_MEAN), pre.get("std", OPENAI_STD))
     return clip.to(device)
 
