@@ -208,7 +208,7 @@ def load_clip(name: str = "toyclip", pretrained: str | bool | None = None, devic
             "ViT-B-16-quickgelu", …), or a path to a ToyCLIP safetensors file.
         pretrained: for open_clip names a tag ("openai", read from the local cache — nothing is
             downloaded when HF_HUB_OFFLINE=1) or a local weights file; None = random weights. For
-            "toyclip": None/True = the shipped weights, False = random, or a file path.
+            "toyclip": None/True = the shipped weights, False or "random" = random, or a file path.
         device: "cpu", "cuda", … (default: cuda if available).
         precision: "fp32" (exact; mixed precision is autocast in the engine), "bf16" or "fp16" weights.
 
@@ -222,7 +222,7 @@ def load_clip(name: str = "toyclip", pretrained: str | bool | None = None, devic
     if name == "toyclip" or (name.endswith(".safetensors") and Path(name).expanduser().exists()):
         from .toyclip import create_toyclip
 
-        weights = True if pretrained is None else pretrained
+        weights = {None: True, "random": False, "none": False}.get(pretrained, pretrained)
         if name != "toyclip":
             weights = Path(name).expanduser()
         model, tokenizer, pre = create_toyclip(pretrained=weights)

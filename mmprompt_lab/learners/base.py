@@ -216,6 +216,9 @@ class PromptLearner(nn.Module):
     vision_position: ClassVar[str] = "end"  # where visual prompts sit: "end" or "after_cls"
     vision_before_ln_pre: ClassVar[bool] = True  # layer-0 visual prompts go through ln_pre
 
+    # config field → (official depth on a 12-block tower, which tower bounds it: "text" | "vision" | "both")
+    depth_fields: ClassVar[dict[str, tuple[int, str]]] = {}
+
     def __init__(self, clip: FrozenCLIP, classnames: list[str], config: LearnerConfig):
         super().__init__()
         if not isinstance(clip, FrozenCLIP):
@@ -223,7 +226,7 @@ class PromptLearner(nn.Module):
         if not classnames:
             raise ValueError("classnames is empty: a learner needs at least one class")
         self.clip = clip
-        self.config = config
+        self.config = resolve_depths(config, self.depth_fields, clip, type(self).name)
         self.classnames = list(classnames)
         self._fixed_text: Tensor | None = None
 
@@ -370,6 +373,24 @@ class PromptLearner(nn.Module):
 
     def extra_repr(self) -> str:
         return f"method={self.name!r}, classes={len(self.classnames)}, trainable={self.num_trainable():,}"
+
+
+def resolve_depths(config: LearnerConfig, fields: dict[str, tuple[int, str]], clip: FrozenCLIP,
+                   method: str) -> LearnerConfig:
+    """Fill depth fields left at None with the official depth scaled to the model's towers
+    (e.g. MaPLe's 9 of 12 blocks → 3 of ToyCLIP's 4), and check explicit depths against the model.
+    The resolved values are stored in the config, so checkpoints record what actually ran."""
+    updates = {}
+    for name, (official, tower) in fields.items():
+        limit = {"text": clip.text_depth, "vision": clip.vision_depth,
+                 "both": min(clip.text_depth, clip.vision_depth)}[tower]
+        value = getattr(config, name)
+        if value is None:
+            value = max(1, round(official * limit / 12))
+        check(0 <= value <= limit, f"{method}: {name}={value} exceeds the model's {limit} "
+              f"{'text/vision' if tower == 'both' else tower} blocks ({clip.id})")
+        updates[name] = value
+    return dataclasses.replace(config, **updates) if updates else config
 
 
 def deep_indices(depth: int, total: int) -> range:
