@@ -15,7 +15,8 @@ ctx_init is empty. The meta-net output width is the text width Dt (`ctx_dim` in 
 (512·32 + 32) + (32·512 + 512) = 35,360.
 Official names: `prompt_learner.ctx` → `ctx`; `prompt_learner.meta_net.linear{1,2}.{weight,bias}`
 → `meta_net.linear{1,2}.{weight,bias}`.
-Deviation: the official loop runs the text tower once per image; here the B·C prompts are one
+Deviations: M counts the phrase's tokens, not its space-separated words (equal for one-token
+words such as "a photo of a"); the official loop runs the text tower once per image; here the B·C prompts are one
 batched pass (same maths). Memory grows with B·C: evaluate with smaller batches for many classes.
 """
 from __future__ import annotations
