@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from ..data.base import ImageDataset
 from ..learners.base import PromptLearner
+from . import distributed
 from .transforms import train_transform
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ def make_loader(dataset, batch_size: int, shuffle: bool, seed: int = 0, num_work
     if len(dataset) == 0:
         raise ValueError("the dataset is empty")
     generator = torch.Generator().manual_seed(seed)
-    drop_last = shuffle and len(dataset) >= batch_size
+    drop_last = shuffle and (len(sampler) if sampler is not None else len(dataset)) >= batch_size
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
                       drop_last=drop_last, num_workers=num_workers, generator=generator,
                       persistent_workers=False)
@@ -137,9 +138,11 @@ def fit(learner: PromptLearner, train: ImageDataset, *, epochs: int | None = Non
         raise ValueError(f"the dataset has {len(train.classnames)} classes, the learner {len(learner.classnames)}; "
                          "build the learner with classnames=train.classnames")
 
-    device = pick_device(device)
+    device = distributed.setup(pick_device(device))
+    progress = progress and distributed.is_main()
     seed_everything(seed)
     learner.to(device).train()
+    model = distributed.wrap(learner, device)  # the learner itself unless under torchrun
     data = train.with_transform(train_transform(learner.clip, augment or train.augment))
     optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     history, start = History(), 0
@@ -147,7 +150,8 @@ def fit(learner: PromptLearner, train: ImageDataset, *, epochs: int | None = Non
         from .checkpoint import load_train_state
 
         start = load_train_state(checkpoint_dir, learner, optimizer, history)
-    steps_per_epoch = math.ceil(len(data) / batch_size) if len(data) < batch_size else len(data) // batch_size
+    shard = math.ceil(len(data) / distributed.world_size())
+    steps_per_epoch = 1 if shard < batch_size else shard // batch_size
     state = TrainState(start, epochs, start * steps_per_epoch, steps_per_epoch, float("nan"), lr, 0.0, history)
 
     for epoch in range(start, epochs):
@@ -155,14 +159,15 @@ def fit(learner: PromptLearner, train: ImageDataset, *, epochs: int | None = Non
         for group in optimizer.param_groups:
             group["lr"] = epoch_lr
         torch.manual_seed(seed * 10_007 + epoch)  # augmentation draws; resume-exact
-        loader = make_loader(data, batch_size, shuffle=True, seed=seed * 10_007 + epoch, num_workers=num_workers)
+        loader = make_loader(data, batch_size, shuffle=True, seed=seed * 10_007 + epoch, num_workers=num_workers,
+                             sampler=distributed.sampler(data, seed, epoch))
         bar = tqdm(loader, desc=f"{learner.name} epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
         total, correct, loss_sum, finished = 0, 0, 0.0, True
         optimizer.zero_grad(set_to_none=True)
         for n, (images, labels) in enumerate(bar):
             images, labels = images.to(device), labels.to(device)
             with autocast(device, precision):
-                logits = learner(images)
+                logits = model(images)
                 loss = F.cross_entropy(logits.float(), labels)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
@@ -191,7 +196,7 @@ def fit(learner: PromptLearner, train: ImageDataset, *, epochs: int | None = Non
                  history.epoch_accuracy[-1], epoch_lr)
         if on_epoch_end:
             on_epoch_end(state)
-        if checkpoint_dir is not None and finished:  # a partial epoch is never saved
+        if checkpoint_dir is not None and finished and distributed.is_main():  # a partial epoch is never saved
             from .checkpoint import save_train_state
 
             save_train_state(checkpoint_dir, learner, optimizer, history, epoch + 1)
