@@ -88,6 +88,9 @@ def _check_dataset(m: Manifest, ddir: Path, decode: int) -> DatasetCheck:
             more = f"\n      … and {len(missing) - 5} more" if len(missing) > 5 else ""
             check.errors.append(f"{len(missing)} of {len(items)} images listed in split {split!r} are missing:"
                                 f"\n      {shown}{more}")
+            if source.meta.get("generated_split") and not any("delete that file" in w for w in check.warnings):
+                check.warnings.append(f"the split was generated earlier from this folder and cached in "
+                                      f"{source.meta['split_file']}; delete that file to generate it again")
     everything = [it for items in source.splits.values() for it in items if it.path and os.path.exists(it.path)]
     step = max(1, len(everything) // max(decode, 1))
     for item in everything[::step][:decode]:
@@ -139,7 +142,7 @@ def format_report(report: VerifyReport) -> str:
     """Plain-text report: one block per dataset, errors (✗), warnings (!) and where to get the data."""
     lines = [f"data verify: {report.root}"]
     if not Path(report.root).is_dir():
-        lines.append(f"  ✗ {report.root} is not a folder")
+        return "\n".join(lines + [f"  ✗ {report.root} is not a folder", "result: problems found"])
     absent = []
     for c in report.checks:
         if not c.found and not report.requested:

@@ -230,3 +230,29 @@ def test_unknown_source_option(tmp_path, mk):
     mk.zhou_split(tmp_path / "dtd", "images", ZHOU["dtd"][2], ["a", "b", "c"], SIZES)
     with pytest.raises(ValueError, match="unknown option"):
         get_source("dtd", root=tmp_path, colour="red")
+
+
+def test_generated_cars_year_first_from_mat_files(tmp_path, mk):
+    scipy_io = pytest.importorskip("scipy.io")
+    ddir = tmp_path / "stanford_cars"
+
+    def annotations(folder, rows):
+        ann = np.zeros((1, len(rows)), dtype=[("fname", "O"), ("class", "O")])
+        for i, (fname, label) in enumerate(rows):
+            mk.jpeg(ddir / folder / fname, seed=i)
+            ann[0, i]["fname"], ann[0, i]["class"] = fname, np.array([[label]], dtype=np.uint8)
+        return {"annotations": ann}
+
+    (ddir / "devkit").mkdir(parents=True)
+    meta = np.empty((1, 2), dtype=object)
+    meta[0, 0], meta[0, 1] = "Tesla Model S Sedan 2012", "Volvo XC90 SUV 2007"
+    scipy_io.savemat(ddir / "devkit" / "cars_meta.mat", {"class_names": meta})
+    train = [(f"{i:05d}.jpg", 1 + i % 2) for i in range(1, 11)]
+    scipy_io.savemat(ddir / "devkit" / "cars_train_annos.mat", annotations("cars_train", train))
+    scipy_io.savemat(ddir / "cars_test_annos_withlabels.mat", annotations("cars_test", [("00001.jpg", 2)]))
+    source = get_source("stanford_cars", root=tmp_path)
+    assert source.classnames == ["2012 Tesla Model S Sedan", "2007 Volvo XC90 SUV"]
+    assert [len(source.splits[s]) for s in ("train", "val", "test")] == [8, 2, 1]
+    assert source.splits["test"][0].path == str(ddir / "cars_test" / "00001.jpg")
+    cached = json.loads(Path(source.meta["split_file"]).read_text())
+    assert cached["test"] == [["cars_test/00001.jpg", 1, "2007 Volvo XC90 SUV"]]  # relative to the dataset folder
