@@ -34,7 +34,6 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-import torch
 from open_clip.transformer import QuickGELU
 from torch import Tensor, nn
 
@@ -43,9 +42,11 @@ from .base import (LearnerConfig, PromptLearner, PromptTokens, TrainPreset, chec
 from .maple import deep_text_layout
 from .registry import register_learner
 
-OFFICIAL_SUB = {"promt_attention_visual": "attn_v", "ln_pa_1_visual": "ln1_v", "ln_pa_2_visual": "ln2_v",
-                "mlp_pa_visual": "mlp_v", "proj_t2v": "proj_t2v", "promt_attention_text": "attn_t",
-                "ln_pa_1_text": "ln1_t", "ln_pa_2_text": "ln2_t", "mlp_pa_text": "mlp_t", "proj_v2t": "proj_v2t"}
+OFFICIAL = {"attn_v": "promt_attention_visual", "ln1_v": "ln_pa_1_visual", "ln2_v": "ln_pa_2_visual",
+            "mlp_v": "mlp_pa_visual", "proj_t2v": "proj_t2v", "attn_t": "promt_attention_text",
+            "ln1_t": "ln_pa_1_text", "ln2_t": "ln_pa_2_text", "mlp_t": "mlp_pa_text", "proj_v2t": "proj_v2t"}
+COUPLED = ("dcp couples both towers at every prompted layer (CMPA), so its text features depend on the "
+           "images and vice versa; call encode(images) or the learner itself")
 
 
 @dataclass(frozen=True)
@@ -119,12 +120,10 @@ class DCP(PromptLearner):
         return self.vision_ctx  # (M, Dv)
 
     def encode_text(self):
-        raise RuntimeError("dcp text features depend on the images (CMPA couples both towers at every layer); "
-                           "call encode(images) or the learner itself")
+        raise RuntimeError(COUPLED)
 
     def encode_image(self, images):
-        raise RuntimeError("dcp image features depend on the text prompts (CMPA couples both towers); "
-                           "call encode(images) or the learner itself")
+        raise RuntimeError(COUPLED)
 
     def encode(self, images, attention=None):
         """→ image features (B, E), text features (C, E), or (B, C, E) with per_sample + text_writeback."""
@@ -162,6 +161,5 @@ class DCP(PromptLearner):
             k = 0 if self.config.shared_cmpa else i - 1
             for name, _ in self.cmpa[k].named_parameters():
                 sub, rest = name.split(".", 1)
-                official = next(o for o, ours in OFFICIAL_SUB.items() if ours == sub)
-                names[f"encoder.resblocks.{i}.prompt_attn.{official}.{rest}"] = f"cmpa.{k}.{name}"
+                names[f"encoder.resblocks.{i}.prompt_attn.{OFFICIAL[sub]}.{rest}"] = f"cmpa.{k}.{name}"
         return names
