@@ -31,6 +31,7 @@ from .images import is_image_file, load_rgb
 from .manifest import Manifest, list_manifests, load_manifest
 
 Splits = dict[str, list[Item]]
+Read = tuple[Splits, list[str], dict]  # splits, class names by label, source meta
 GENERATION_SEED = 1  # the generated splits use their own random.Random(1); the global stream is untouched
 DOMAINS = {"imagenet_sketch": "sketch", "imagenet_a": "adversarial", "imagenet_r": "rendition"}
 
@@ -306,7 +307,7 @@ def generate_split(name: str, root: str | Path, out: str | Path | None = None) -
 
 
 # ----------------------------------------------------------------------------- readers
-def _read_zhou(m: Manifest, ddir: Path, root: Path, split_file: str | Path | None = None) -> tuple[Splits, list[str], dict]:
+def _read_zhou(m: Manifest, ddir: Path, split_file: str | Path | None = None) -> Read:
     path = Path(split_file).expanduser() if split_file else ddir / m.split_file
     generated = False
     if not path.is_file():
@@ -316,10 +317,11 @@ def _read_zhou(m: Manifest, ddir: Path, root: Path, split_file: str | Path | Non
         if not path.is_file():
             generate_split(m.name, ddir, path)
     splits = read_split_file(path, ddir / m.image_dir)
-    return splits, classnames_from_splits(splits, f"split file {path}"), {"split_file": str(path), "generated_split": generated}
+    meta = {"split_file": str(path), "generated_split": generated}
+    return splits, classnames_from_splits(splits, f"split file {path}"), meta
 
 
-def _read_fgvc(m: Manifest, ddir: Path, root: Path) -> tuple[Splits, list[str], dict]:
+def _read_fgvc(m: Manifest, ddir: Path) -> Read:
     classnames = _read_lines(ddir / "variants.txt")
     to_label = {c: i for i, c in enumerate(classnames)}
     splits: Splits = {}
@@ -353,7 +355,7 @@ def _imagenet_classnames_file(ddir: Path) -> Path:
                      "classnames.txt ('wnid name' lines, from the CoOp repository) into one of them")
 
 
-def _wnid_folders(folder: Path, names: dict[str, str], names_file: Path, label_offset: int = 0) -> tuple[list[Item], list[str]]:
+def _wnid_folders(folder: Path, names: dict[str, str], names_file: Path) -> tuple[list[Item], list[str]]:
     if not folder.is_dir():
         raise ValueError(f"missing folder {folder}")
     wnids = _list_dirs(folder)
@@ -365,7 +367,7 @@ def _wnid_folders(folder: Path, names: dict[str, str], names_file: Path, label_o
     return items, wnids
 
 
-def _read_imagenet(m: Manifest, ddir: Path, root: Path) -> tuple[Splits, list[str], dict]:
+def _read_imagenet(m: Manifest, ddir: Path) -> Read:
     names_file = ddir / "classnames.txt"
     names = read_imagenet_classnames(names_file)
     cache = _cache_file("listings", m, ddir)
@@ -387,7 +389,7 @@ def _read_imagenet(m: Manifest, ddir: Path, root: Path) -> tuple[Splits, list[st
     return splits, [names[w] for w in wnids], {"listing": str(cache)}
 
 
-def _read_imagenetv2(m: Manifest, ddir: Path, root: Path) -> tuple[Splits, list[str], dict]:
+def _read_imagenetv2(m: Manifest, ddir: Path) -> Read:
     names_file = _imagenet_classnames_file(ddir)
     classnames = list(read_imagenet_classnames(names_file).values())
     image_dir = ddir / m.image_dir
@@ -402,7 +404,7 @@ def _read_imagenetv2(m: Manifest, ddir: Path, root: Path) -> tuple[Splits, list[
     return {"test": items}, classnames, {"classnames_file": str(names_file)}
 
 
-def _read_imagenet_folders(m: Manifest, ddir: Path, root: Path) -> tuple[Splits, list[str], dict]:
+def _read_imagenet_folders(m: Manifest, ddir: Path) -> Read:
     names_file = _imagenet_classnames_file(ddir)
     names = read_imagenet_classnames(names_file)
     items, wnids = _wnid_folders(ddir / m.image_dir, names, names_file)
@@ -428,8 +430,7 @@ def build_source(name: str, root: str | Path | None, **kwargs) -> DatasetSource:
     if unknown:
         raise ValueError(f"dataset {name!r} got unknown option(s) {unknown}; allowed: {sorted(allowed) or 'none'}")
     ddir = dataset_dir(m, root)
-    root_path = Path(root).expanduser()
-    splits, classnames, meta = READERS[m.reader](m, ddir, root_path, **kwargs)
+    splits, classnames, meta = READERS[m.reader](m, ddir, **kwargs)
     domain = DOMAINS.get(name, "")
     if domain:
         splits = {s: [Item(it.path, it.label, it.classname, it.key, domain) for it in items]
