@@ -19,7 +19,8 @@ vision_depth=0, n_ctx_vision=0, lr 0.0025 → 24,576 trainable.
 Official names: `prompt_learner.ctx` → `ctx`; `text_encoder.transformer.resblocks.{i}.VPT_shallow` →
 `deep_text.{i-1}`; `image_encoder.VPT` → `vision.prompts.0`;
 `image_encoder.transformer.resblocks.{i}.VPT_shallow` → `vision.prompts.{i}`.
-Deviation: none in fp32; depths beyond the towers raise instead of being silently capped.
+Deviation: none in fp32; depths beyond the towers raise instead of being silently capped; depths
+left at None are 9 of 12 blocks scaled to the model (9/9 on ViT-B/16, 3/3 on ToyCLIP).
 """
 from __future__ import annotations
 
@@ -37,16 +38,16 @@ from .vpt import DeepVisionPrompts
 class IVLPConfig(LearnerConfig):
     n_ctx_text: int = 2  # Mt text prompt tokens per layer (official N_CTX_TEXT 2)
     n_ctx_vision: int = 2  # Nv vision prompt tokens per layer (official N_CTX_VISION 2); 0 = no vision prompts
-    text_depth: int = 9  # Jt: text prompts at blocks 0..Jt-1 (METHODS.md 9; released config 12)
-    vision_depth: int = 9  # Jv: vision prompts at blocks 0..Jv-1 (METHODS.md 9; released config 12); 0 = none
+    text_depth: int | None = None  # Jt: text prompts at blocks 0..Jt-1; None = official 9 of 12, scaled
+    vision_depth: int | None = None  # Jv: vision prompts at blocks 0..Jv-1; None = 9 of 12, scaled; 0 = none
     ctx_init: str = "a photo of a"  # word init of P_0 when n_ctx_text ≤ 4 (official); "" = random
 
     def __post_init__(self):
         check(self.n_ctx_text >= 1, f"n_ctx_text must be ≥ 1, got {self.n_ctx_text}")
-        check(self.text_depth >= 1, f"text_depth must be ≥ 1 (official assert; use 'vpt' for vision-only "
+        check(self.text_depth is None or self.text_depth >= 1, f"text_depth must be ≥ 1 (official assert; use 'vpt' for vision-only "
               f"prompting), got {self.text_depth}")
         check(self.n_ctx_vision >= 0, f"n_ctx_vision must be ≥ 0, got {self.n_ctx_vision}")
-        check(self.vision_depth >= 0, f"vision_depth must be ≥ 0, got {self.vision_depth}")
+        check(self.vision_depth is None or self.vision_depth >= 0, f"vision_depth must be ≥ 0, got {self.vision_depth}")
 
 
 @register_learner
@@ -56,11 +57,11 @@ class IVLP(PromptLearner):
     name = "ivlp"
     config_class = IVLPConfig
     preset = TrainPreset(lr=0.0035, batch_size=4, epochs=5)
+    depth_fields = {"text_depth": (9, "text"), "vision_depth": (9, "vision")}
 
     def __init__(self, clip, classnames, config: IVLPConfig):
         super().__init__(clip, classnames, config)
-        check(config.text_depth <= clip.text_depth, f"text_depth {config.text_depth} exceeds the model's "
-              f"{clip.text_depth} text blocks ({clip.id}); use text_depth ≤ {clip.text_depth}")
+        config = self.config  # depths resolved and checked against the model by the base
         m, dt = config.n_ctx_text, clip.text_width
         template, fill = deep_text_layout(clip, m, config.ctx_init)
         self.prompts = PromptTokens(clip, self.classnames, template, [m], fill)

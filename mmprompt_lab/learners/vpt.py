@@ -14,7 +14,8 @@ vit_b16_c2_ep5_batch4_4.yaml): N = 8, J = 12, lr 0.0025, batch 4, 5 epochs. Trai
 8·768·12 = 73,728. Official names: `image_encoder.VPT` → `vision.prompts.0`,
 `image_encoder.transformer.resblocks.{i}.VPT_shallow` → `vision.prompts.{i}`.
 Deviation: none in fp32 (the official `.half()` cast of the prompts is not copied); J larger than
-the vision depth raises instead of being silently capped.
+the vision depth raises instead of being silently capped; J left at None means all vision blocks
+(12 on ViT-B/16, 4 on ToyCLIP).
 """
 from __future__ import annotations
 
@@ -59,12 +60,13 @@ class DeepVisionPrompts(nn.Module):
 @dataclass(frozen=True)
 class VPTConfig(LearnerConfig):
     n_ctx: int = 8  # N visual prompt tokens per layer (official N_CTX_VISION 8)
-    depth: int = 12  # J: prompts at vision blocks 0..J-1 (official PROMPT_DEPTH_VISION 12)
+    depth: int | None = None  # J: prompts at vision blocks 0..J-1; None = all (official 12 of 12), scaled
     template: str = "a photo of a {}."  # fixed text prompt (official FixedEmbeddings)
 
     def __post_init__(self):
         check(self.n_ctx >= 1, f"n_ctx must be ≥ 1, got {self.n_ctx}")
-        check(self.depth >= 1, f"depth must be ≥ 1 (official assert PROMPT_DEPTH_VISION >= 1), got {self.depth}")
+        check(self.depth is None or self.depth >= 1,
+              f"depth must be ≥ 1 (official assert PROMPT_DEPTH_VISION >= 1), got {self.depth}")
         check("{}" in self.template, f"template needs a '{{}}' for the class name, got {self.template!r}")
 
 
@@ -75,10 +77,11 @@ class VPT(PromptLearner):
     name = "vpt"
     config_class = VPTConfig
     preset = TrainPreset(lr=0.0025, batch_size=4, epochs=5)
+    depth_fields = {"depth": (12, "vision")}
 
     def __init__(self, clip, classnames, config: VPTConfig):
         super().__init__(clip, classnames, config)
-        self.vision = DeepVisionPrompts(clip, config.n_ctx, config.depth)
+        self.vision = DeepVisionPrompts(clip, config.n_ctx, self.config.depth)  # depth resolved by the base
 
     def text_prompts(self):
         raise RuntimeError("vpt has no learnable text prompts; its text features come from encode_text()")

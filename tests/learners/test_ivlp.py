@@ -65,10 +65,12 @@ def test_language_only_leaves_image_tower_untouched(tiny_clip, images, off):
 
 
 def test_depth_errors(tiny_clip):
-    with pytest.raises(ValueError, match="text_depth 4 exceeds the model's 3 text blocks"):
+    with pytest.raises(ValueError, match="text_depth=4 exceeds the model's 3 text blocks"):
         create_learner("ivlp", tiny_clip, CLASSNAMES, text_depth=4, vision_depth=2)
-    with pytest.raises(ValueError, match="vision prompt depth 5 exceeds"):
+    with pytest.raises(ValueError, match="vision_depth=5 exceeds the model's 4 vision"):
         create_learner("ivlp", tiny_clip, CLASSNAMES, text_depth=2, vision_depth=5)
     with pytest.raises(ValueError, match="use 'vpt'"):
         create_learner("ivlp", tiny_clip, CLASSNAMES, text_depth=0)
+    default = create_learner("ivlp", tiny_clip, CLASSNAMES)  # None → official 9 of 12 blocks, scaled
+    assert (default.config.text_depth, default.config.vision_depth) == (2, 3)
 

@@ -45,6 +45,7 @@ def test_depth_and_names(tiny_clip):
         create_learner("vpt", tiny_clip, CLASSNAMES, depth=5)
     with pytest.raises(ValueError, match="depth must be ≥ 1"):
         create_learner("vpt", tiny_clip, CLASSNAMES, depth=0)
+    assert create_learner("vpt", tiny_clip, CLASSNAMES).config.depth == 4  # None → every vision block
     learner = create_learner("vpt", tiny_clip, CLASSNAMES, n_ctx=2, depth=3)
     assert set(learner.official_names()) == set(official_shapes(2, 96, 3))
     assert learner.num_trainable() == 2 * tiny_clip.vision_width * 3
