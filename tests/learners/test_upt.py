@@ -110,7 +110,12 @@ def reference_released_forward(learner, images):
     return model.logit_scale.exp() * image @ text.t()
 
 
-def test_matches_released_code_semantics(tiny_clip, images):
+def test_matches_released_code_logits_and_gradients(tiny_clip, images):
     learner = make(tiny_clip, n_ctx=4, attend_across_tokens=False)
-    with torch.no_grad():
-        torch.testing.assert_close(learner(images), reference_released_forward(learner, images), rtol=1e-5, atol=1e-5)
+    params, labels = learner.trainable_parameters(), torch.tensor([0, 1, 2])
+    ours, ref = learner(images), reference_released_forward(learner, images)
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
+    grads = torch.autograd.grad(F.cross_entropy(ours, labels), params)
+    ref_grads = torch.autograd.grad(F.cross_entropy(ref, labels), params)
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
