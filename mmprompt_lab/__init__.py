@@ -11,7 +11,8 @@ from .backbone import FrozenCLIP, load_clip
 from .data import list_datasets, load_dataset
 from .engine import base_novel, evaluate, fit, harmonic_mean, load_learner, save_learner
 from .learners import create_learner, list_learners
+from .protocols import predict
 
 __version__ = "0.1.0"
 __all__ = ["FrozenCLIP", "base_novel", "create_learner", "evaluate", "fit", "harmonic_mean", "list_datasets",
-           "list_learners", "load_clip", "load_dataset", "load_learner", "save_learner"]
+           "list_learners", "load_clip", "load_dataset", "load_learner", "predict", "save_learner"]
