@@ -17,8 +17,8 @@ towers need no lockstep. The released code maps Dv → E (its `output_dim`) for 
 every OpenAI ViT CLIP; required when they differ) and the heads are read from the model (released:
 width // 64, the same for OpenAI CLIPs). Deviations: none in fp32 for ViT-B/16.
 Official (scripts; the released YAML keys are not the ones the code reads): n ∈ {2, 4}, D = 9, ctx_init
-"a photo of a", batch 4, lr 0.0025, 10 epochs. Trainable (ViT-B/16): linear n=2 1,204,736; n=4
-1,227,776; transformer n=2 11,056,128.
+"a photo of a", batch 4, lr 0.0025, 10 epochs; depth=None → 9 of 12 blocks scaled to the model (3 on
+ToyCLIP). Trainable (ViT-B/16): linear n=2 1,204,736; n=4 1,227,776; transformer n=2 11,056,128.
 Official names (linear): `mudpt_prompt_learner.{ctx, deep_prompts, embed_projection.*, deep_projections.*}`
 → ctx, deep_text, embed_proj.*, t2v.*; `image_encoder.{visual_ctx, visual_ctx_deep_prompts,
 visual_ctx_deep_projections.*}` → visual_ctx, deep_vision, v2t.*. (transformer): `uumudpt_prompt_learner.
@@ -45,12 +45,12 @@ FUSIONS = ("linear", "transformer")
 class MuDPTConfig(LearnerConfig):
     n_ctx: int = 2  # n prompt tokens per layer and tower (official 2 or 4)
     ctx_init: str = "a photo of a"  # its first n words init T_0 and are the whole prefix; "" = random
-    depth: int = 9  # D: prompts at blocks 0..D-1 (official 9)
+    depth: int | None = None  # D: prompts at blocks 0..D-1; None = official 9 of 12 blocks, scaled to the model
     fusion: str = "linear"  # "linear" (released MuDPT) | "transformer" (released UUMuDPT)
 
     def __post_init__(self):
         check(self.n_ctx >= 1, f"n_ctx must be ≥ 1, got {self.n_ctx}")
-        check(self.depth >= 1, f"depth must be ≥ 1, got {self.depth}")
+        check(self.depth is None or self.depth >= 1, f"depth must be ≥ 1, got {self.depth}")
         check(self.fusion in FUSIONS, f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
 
 
@@ -76,11 +76,11 @@ class MuDPT(PromptLearner):
     name = "mudpt"
     config_class = MuDPTConfig
     preset = TrainPreset(lr=0.0025, batch_size=4, epochs=10)
+    depth_fields = {"depth": (9, "both")}
 
     def __init__(self, clip, classnames, config: MuDPTConfig):
-        super().__init__(clip, classnames, config)
-        check(config.depth <= min(clip.text_depth, clip.vision_depth),
-              f"depth {config.depth} exceeds the model's depth ({clip.text_depth} text / {clip.vision_depth} vision blocks)")
+        super().__init__(clip, classnames, config)  # resolves depth=None against the model
+        config = self.config
         n, d, dt, dv = config.n_ctx, config.depth, clip.text_width, clip.vision_width
         fill, _ = init_phrase_words(clip, config.ctx_init, n)  # the rest of the phrase is dropped
         self.prompts = PromptTokens(clip, self.classnames, "{ctx} {}.", [n], fill)
