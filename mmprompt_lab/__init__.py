@@ -12,7 +12,17 @@ from .data import list_datasets, load_dataset
 from .engine import base_novel, evaluate, fit, harmonic_mean, load_learner, save_learner
 from .learners import create_learner, list_learners
 from .protocols import predict
+from .widgets.settings import notebook_settings
 
 __version__ = "0.1.0"
 __all__ = ["FrozenCLIP", "base_novel", "create_learner", "evaluate", "fit", "harmonic_mean", "list_datasets",
-           "list_learners", "load_clip", "load_dataset", "load_learner", "predict", "save_learner"]
+           "list_learners", "load_clip", "load_dataset", "load_learner", "notebook_settings", "predict", "save_learner"]
+
+
+def __getattr__(name: str):
+    # `mpl.analysis` / `mpl.widgets` load on first use: they need the optional notebook extras
+    if name in ("analysis", "widgets"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
