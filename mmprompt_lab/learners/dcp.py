@@ -69,7 +69,13 @@ def mlp(d: int) -> nn.Sequential:
 
 
 class CMPA(nn.Module):
-    """Cross-modal prompt attention. v (G, M, Dv), t (G, M, Dt) → v' (G, M, Dv), t' (G, M, Dt) or None."""
+    """Cross-modal prompt attention. v (G, M, Dv), t (G, M, Dt) → v' (G, M, Dv), t' (G, M, Dt) or None.
+
+    Set `record` to a dict to collect the attention weights of each call (G, heads, M, M) under
+    "vision" / "text" (mmprompt_lab.analysis.attention.recording); None (default) records nothing.
+    """
+
+    record: dict | None = None
 
     def __init__(self, dv: int, heads_v: int, dt: int, heads_t: int):
         super().__init__()  # creation order as in the released PromptAttention
@@ -81,13 +87,20 @@ class CMPA(nn.Module):
 
     def forward(self, v: Tensor, t: Tensor, text: bool = True) -> tuple[Tensor, Tensor | None]:
         q, kv = self.ln1_v(self.proj_t2v(t)), self.ln1_v(v)  # (G, M, Dv)
-        v2 = v + self.attn_v(q, kv, kv, need_weights=False)[0]  # (G, M, Dv)
+        v2 = v + self._attend(self.attn_v, q, kv, "vision")  # (G, M, Dv)
         v2 = v2 + self.mlp_v(self.ln2_v(v2))  # (G, M, Dv)
         if not text:
             return v2, None
         q, kv = self.ln1_t(self.proj_v2t(v)), self.ln1_t(t)  # (G, M, Dt)
-        t2 = t + self.attn_t(q, kv, kv, need_weights=False)[0]  # (G, M, Dt)
+        t2 = t + self._attend(self.attn_t, q, kv, "text")  # (G, M, Dt)
         return v2, t2 + self.mlp_t(self.ln2_t(t2))  # (G, M, Dv), (G, M, Dt)
+
+    def _attend(self, attn: nn.MultiheadAttention, q: Tensor, kv: Tensor, key: str) -> Tensor:
+        if self.record is None:
+            return attn(q, kv, kv, need_weights=False)[0]
+        out, weights = attn(q, kv, kv, need_weights=True, average_attn_weights=False)
+        self.record.setdefault(key, []).append(weights.detach())  # (G, heads, M, M)
+        return out
 
 
 @register_learner
