@@ -8,7 +8,9 @@ never shown; sketch, cartoon, noise and rendition styles never shown) with capti
 
 where the auxiliary heads are linear maps of the image embedding, discarded after pretraining
 (reference/TOYCLIP.md: the auxiliary loss roughly doubled shape accuracy in a 7-minute run).
-AdamW, linear warm-up then cosine to 0. The batch of step t is drawn from an RNG seeded with
+AdamW with a warm-up / stable / decay schedule: linear warm-up, constant lr, then a cosine to 0
+over the last `decay_steps`. Because the lr before the decay does not depend on the total, a run
+may be resumed with a different `steps` as long as its decay has not started. The batch of step t is drawn from an RNG seeded with
 (seed, t), so a resumed run sees exactly the data an uninterrupted run would.
 
     history = pretrain("runs/toyclip", steps=1200, batch_size=128, lr=1e-3, seed=0)
@@ -48,10 +50,11 @@ class PretrainConfig:
     """The recipe. Defaults are what produced the shipped weights (docs_toyworld.md)."""
 
     steps: int = 1200  # optimiser steps
-    batch_size: int = 128  # image–caption pairs per step
+    batch_size: int = 32  # image–caption pairs per step
     lr: float = 1e-3  # peak AdamW learning rate (TOYCLIP.md)
     seed: int = 0  # data stream and initialisation
-    warmup: int = 100  # linear warm-up steps, then cosine to 0
+    warmup: int = 50  # linear warm-up steps, then constant lr
+    decay_steps: int = 300  # final steps over which lr follows a cosine to 0
     weight_decay: float = 0.1  # on matrices only (not norms, biases, logit scale)
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = 1e-6
@@ -118,11 +121,23 @@ def make_batch(cfg: PretrainConfig, step: int, tokenizer) -> dict[str, torch.Ten
 
 
 def lr_at(step: int, cfg: PretrainConfig) -> float:
-    """Linear warm-up to cfg.lr, then cosine to 0 at cfg.steps."""
+    """Linear warm-up to cfg.lr, constant, then a cosine to 0 over the last cfg.decay_steps."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
-    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    start = cfg.steps - cfg.decay_steps
+    if step < start:
+        return cfg.lr
+    t = (step - start) / max(1, cfg.decay_steps)
     return 0.5 * cfg.lr * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def _compatible(saved: dict, cfg: PretrainConfig, step: int) -> list[str]:
+    """Recipe keys that differ from a checkpoint's, ignoring `steps` while its decay has not begun."""
+    new = json.loads(cfg.to_json())
+    diff = sorted(k for k in set(saved) | set(new) if saved.get(k) != new.get(k))
+    if diff == ["steps"] and step <= min(saved["steps"], new["steps"]) - cfg.decay_steps:
+        return []
+    return diff
 
 
 def losses(model, heads: AuxHeads, batch: dict, cfg: PretrainConfig) -> dict[str, torch.Tensor]:
@@ -218,8 +233,8 @@ def pretrain(out_dir: str | Path, *, steps: int | None = None, batch_size: int |
     ckpt = out / CKPT_NAME
     if resume and ckpt.exists():
         start, saved_cfg, history = _load_checkpoint(ckpt, params, model, heads, opt)
-        if saved_cfg != json.loads(cfg.to_json()):
-            diff = sorted(k for k in saved_cfg if saved_cfg[k] != json.loads(cfg.to_json()).get(k))
+        diff = _compatible(saved_cfg, cfg, start)
+        if diff:
             raise ValueError(f"{ckpt} was written with a different recipe (keys {diff}); use "
                              "another out_dir or resume=False")
         elapsed0 = history[-1]["elapsed_s"] if history else 0.0
