@@ -53,14 +53,14 @@ COUPLED = ("dcp couples both towers at every prompted layer (CMPA), so its text 
 class DCPConfig(LearnerConfig):
     n_ctx: int = 16  # M prompt tokens per tower (official 16)
     ctx_init: str = "a photo of a"  # word init of the text prompts, used only when n_ctx ≤ 4 (official)
-    depth: int = 9  # J: CMPA before blocks 1..J (official 9)
+    depth: int | None = None  # J: CMPA before blocks 1..J; None = official 9 of 12 blocks, scaled to the model
     fusing: str = "mean"  # "mean" (official: pool over the batch) | "per_sample" (per image)
     shared_cmpa: bool = True  # one CMPA for all layers (official PS=True) or one per layer
     text_writeback: bool = True  # paper: T' replaces the text slots; False = released code (text shallow)
 
     def __post_init__(self):
         check(self.n_ctx >= 1, f"n_ctx must be ≥ 1, got {self.n_ctx}")
-        check(self.depth >= 1, f"depth must be ≥ 1, got {self.depth}")
+        check(self.depth is None or self.depth >= 1, f"depth must be ≥ 1, got {self.depth}")
         check(self.fusing in ("mean", "per_sample"), f"fusing must be 'mean' or 'per_sample', got {self.fusing!r}")
 
 
@@ -112,9 +112,11 @@ class DCP(PromptLearner):
     config_class = DCPConfig
     preset = TrainPreset(lr=0.0035, batch_size=4, epochs=20, eval_batch_size=16)
     conditional = True  # "mean" fusing couples a batch; "per_sample" makes text per image
+    depth_fields = {"depth": (9, "both")}
 
     def __init__(self, clip, classnames, config: DCPConfig):
         super().__init__(clip, classnames, config)
+        config = self.config  # depth resolved by the base
         most = min(clip.text_depth, clip.vision_depth) - 1
         check(config.depth <= most, f"depth {config.depth} exceeds {most}: CMPA runs before blocks 1..J of a "
               f"model with {clip.text_depth} text / {clip.vision_depth} vision blocks")

@@ -46,7 +46,7 @@ GATES = ("channel", "input", "convex")
 class MAPDAFEConfig(LearnerConfig):
     n_ctx_text: int = 4  # n_t text prompts after the template (our design)
     n_ctx_vision: int = 4  # n_v vision prompts appended to the patches (our design)
-    depth: int = 9  # J: fresh prompts P_0..P_{J-1}, DAFE before blocks 1..J-1 (MaPLe's depth)
+    depth: int | None = None  # None = official 9 of 12 blocks, scaled to the model; J: fresh prompts P_0..P_{J-1}, DAFE before blocks 1..J-1 (MaPLe's depth)
     reduction: int = 16  # r: φ's bottleneck d → d/r
     gate: str = "channel"  # "channel" | "input" | "convex" (see the module docstring)
     gate_init: float = 0.01  # starting gate value g (channel), σ(b) (input) or α (convex)
@@ -55,7 +55,7 @@ class MAPDAFEConfig(LearnerConfig):
     def __post_init__(self):
         check(self.n_ctx_text >= 1 and self.n_ctx_vision >= 1,
               f"n_ctx_text and n_ctx_vision must be ≥ 1, got {self.n_ctx_text}, {self.n_ctx_vision}")
-        check(self.depth >= 1, f"depth must be ≥ 1, got {self.depth}")
+        check(self.depth is None or self.depth >= 1, f"depth must be ≥ 1, got {self.depth}")
         check(self.reduction >= 1, f"reduction must be ≥ 1, got {self.reduction}")
         check(self.gate in GATES, f"gate must be one of {GATES}, got {self.gate!r}")
         check(self.gate == "channel" or 0 < self.gate_init < 1,
@@ -111,11 +111,11 @@ class MAPDAFE(PromptLearner):
     name = "map_dafe"
     config_class = MAPDAFEConfig
     preset = TrainPreset(lr=0.0035, batch_size=4, epochs=5)
+    depth_fields = {"depth": (9, "both")}
 
     def __init__(self, clip, classnames, config: MAPDAFEConfig):
         super().__init__(clip, classnames, config)
-        check(config.depth <= min(clip.text_depth, clip.vision_depth), f"depth {config.depth} exceeds the "
-              f"model's depth ({clip.text_depth} text / {clip.vision_depth} vision blocks)")
+        config = self.config  # depth resolved (and checked against the model) by the base
         self.tokens = PromptTokens(clip, self.classnames, config.template + " " + CTX, [config.n_ctx_text])
         self.text = TowerPrompts(config.n_ctx_text, clip.text_width, config)
         self.vision = TowerPrompts(config.n_ctx_vision, clip.vision_width, config)

@@ -28,11 +28,12 @@ from .registry import register_learner
 class MaPLeConfig(LearnerConfig):
     n_ctx: int = 2  # M prompt tokens per layer and tower (official 2)
     ctx_init: str = "a photo of a"  # word init of P_0 when n_ctx ≤ 4 (official); "" = random
-    depth: int = 9  # J: prompts at blocks 0..J-1 (official 9 for base-to-novel, 3 for cross-dataset)
+    depth: int | None = None  # J: prompts at blocks 0..J-1; None = official 9 of 12 blocks, scaled to the model
+    # (cross-dataset / domain generalisation: 3)
 
     def __post_init__(self):
         check(self.n_ctx >= 1, f"n_ctx must be ≥ 1, got {self.n_ctx}")
-        check(self.depth >= 1, f"depth must be ≥ 1, got {self.depth}")
+        check(self.depth is None or self.depth >= 1, f"depth must be ≥ 1, got {self.depth}")
 
 
 def deep_text_layout(clip, n_ctx: int, ctx_init: str, max_words: int = 4) -> tuple[str, list[str]]:
@@ -51,19 +52,18 @@ class MaPLe(PromptLearner):
     name = "maple"
     config_class = MaPLeConfig
     preset = TrainPreset(lr=0.0035, batch_size=4, epochs=5)
+    depth_fields = {"depth": (9, "both")}
 
     def __init__(self, clip, classnames, config: MaPLeConfig):
         super().__init__(clip, classnames, config)
-        check(config.depth <= min(clip.text_depth, clip.vision_depth),
-              f"depth {config.depth} exceeds the model's depth ({clip.text_depth} text / {clip.vision_depth} vision blocks)")
         m, dt, dv = config.n_ctx, clip.text_width, clip.vision_width
         template, fill = deep_text_layout(clip, m, config.ctx_init)
         self.prompts = PromptTokens(clip, self.classnames, template, [m], fill)
         self.ctx = nn.Parameter(self.prompts.init_vectors()) if fill[0] != "X" else normal_(m, dt)  # (M, Dt)
         self.proj = nn.Linear(dt, dv)  # F_0
-        self.deep_text = nn.ParameterList([normal_(m, dt) for _ in range(config.depth - 1)])  # P_1..P_{J-1}
+        self.deep_text = nn.ParameterList([normal_(m, dt) for _ in range(self.config.depth - 1)])  # P_1..P_{J-1}
         one = nn.Linear(dt, dv)
-        self.deep_proj = nn.ModuleList([copy.deepcopy(one) for _ in range(config.depth - 1)])  # F_1..F_{J-1}
+        self.deep_proj = nn.ModuleList([copy.deepcopy(one) for _ in range(self.config.depth - 1)])  # F_1..F_{J-1}
 
     def text_prompts(self):
         return self.prompts.assemble(self.ctx), self.prompts.eot  # (C, L, Dt), (C,)
