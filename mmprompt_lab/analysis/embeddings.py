@@ -98,7 +98,7 @@ def umap_2d(arrays: list[np.ndarray | Tensor], seed: int = 0, n_neighbors: int =
     mats = [np.asarray(a, dtype=np.float32) for a in arrays]
     x = np.concatenate(mats)
     k = max(2, min(n_neighbors, len(x) - 1))
-    emb = umap.UMAP(n_neighbors=k, min_dist=min_dist, metric=metric, random_state=seed,
+    emb = umap.UMAP(n_neighbors=k, min_dist=min_dist, metric=metric, random_state=seed, n_jobs=1,
                     init="spectral" if len(x) > k + 1 else "random").fit_transform(x)
     out, start = [], 0
     for m in mats:
