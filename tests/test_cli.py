@@ -1,0 +1,48 @@
+"""The CLI: tune writes a checkpoint and metrics.json; eval reloads it and reproduces the metrics."""
+import json
+
+import pytest
+
+from mmprompt_lab.cli import main
+
+SMALL = ["--shots", "2", "--epochs", "2", "--no-progress"]
+
+
+def test_tune_then_eval_reproduces_metrics(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["tune", "--method", "coop", "--set", "n_ctx=4", "--pretrained", "random", "--out", str(out),
+                 "--json", *SMALL]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert json.loads(capsys.readouterr().out) == metrics
+    assert {"accuracy", "zeroshot_accuracy", "per_class_accuracy"} <= set(metrics)
+    assert {p.name for p in out.iterdir()} >= {"learner.safetensors", "learner.json", "metrics.json"}
+    assert main(["eval", "--checkpoint", str(out), "--json"]) == 0
+    again = json.loads((out / "eval" / "metrics.json").read_text())
+    assert again["accuracy"] == metrics["accuracy"]
+    assert again["per_class_accuracy"] == metrics["per_class_accuracy"]
+
+
+def test_tune_base2new_reports_hm(tmp_path):
+    out = tmp_path / "b2n"
+    assert main(["tune", "--method", "maple", "--base2new", "--pretrained", "random", "--out", str(out),
+                 "--no-zeroshot", *SMALL]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["hm"] == pytest.approx(2 * m["base"] * m["novel"] / (m["base"] + m["novel"]) if m["base"] + m["novel"] else 0)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["tune", "--method", "mapel"], "unknown method 'mapel'"),
+    (["tune", "--dataset", "toyworld/shapez"], "unknown dataset 'toyworld/shapez'"),
+    (["tune", "--set", "n_cxt=3"], "has no option 'n_cxt'"),
+    (["eval", "--checkpoint", "/nonexistent/run"], "no checkpoint at"),
+])
+def test_bad_input_is_one_clear_error(argv, message, capsys):
+    assert main(argv + ["--pretrained", "random"] * (argv[0] == "tune")) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_list(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "maple" in out and "toyworld/shapes" in out
