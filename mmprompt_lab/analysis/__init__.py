@@ -2,15 +2,21 @@
 embedding alignment and UMAP, intra-/inter-class variance, nearest words of learned context, and
 one-call experiments. Functions return numbers, tensors or plotly figures; they never print."""
 from . import attention, embeddings, experiments, variance, vocab
-from .attention import (capture, cls_rollout, cross_modal_attention, cross_modal_figure, image_batch,
-                        overlay_figure, prompt_patch_maps, text_attention, text_attention_figure)
+from .attention import (capture, cls_rollout, cross_modal_attention, cross_modal_figure, cross_modal_figure_of,
+                        image_batch, overlay_figure, prompt_attention_figure, prompt_patch_maps, rollout_figure,
+                        text_attention, text_attention_figure, text_attention_figure_of)
 from .embeddings import (alignment_figure, class_cosine, features, modality_gap, nearest_class_accuracy, summary,
                          umap_2d, umap_figure)
-from .experiments import compare, history_figure, results_figure, run_method, table_figure
-from .variance import class_variance, gain_vs_variance_figure, text_variance, variance_figure, variance_row
+from .experiments import (compare, gains, history_figure, per_class_figure, results_figure, run_method, suite_figure,
+                          table_figure, template_accuracy, template_figure)
+from .variance import (class_variance, gain_vs_variance_figure, suite_variance, text_variance, tuned_variance,
+                       variance_figure, variance_row, zero_shot_variance)
 from .vocab import learned_context, nearest_words, vocab_figure
 
-__all__ = ["alignment_figure", "attention", "capture", "class_cosine", "class_variance", "cls_rollout", "compare",
+__all__ = ["cross_modal_figure_of", "gains", "per_class_figure", "prompt_attention_figure", "rollout_figure",
+           "suite_figure", "suite_variance", "template_accuracy", "template_figure", "text_attention_figure_of",
+           "tuned_variance", "zero_shot_variance",
+           "alignment_figure", "attention", "capture", "class_cosine", "class_variance", "cls_rollout", "compare",
            "cross_modal_attention", "cross_modal_figure", "embeddings", "experiments", "features",
            "gain_vs_variance_figure", "history_figure", "image_batch", "learned_context", "modality_gap",
            "nearest_class_accuracy", "nearest_words", "overlay_figure", "prompt_patch_maps", "results_figure",

@@ -285,3 +285,37 @@ def cross_modal_figure(weights: dict[str, list[Tensor]], title: str = "") -> go.
                       margin=dict(t=80, b=20, l=30, r=20))
     fig.update_annotations(font_size=11)
     return fig
+
+
+def prompt_attention_figure(learner: PromptLearner, dataset, n: int = 4, prompts: int = 3,
+                            layer: int | str = -1) -> go.Figure:
+    """For n images of `dataset` (one per class): the image, where the first `prompts` visual prompt
+    tokens look (layer `layer`, or "mean" over layers), and the CLS attention rollout."""
+    images, pixels, labels = image_batch(dataset, learner.clip, n)
+    rec = capture(learner, images)
+    maps = prompt_patch_maps(rec, layer)
+    named = {f"prompt {k + 1}": maps[:, k] for k in range(min(prompts, maps.shape[1]))}
+    named["CLS rollout"] = cls_rollout(rec)
+    return overlay_figure(pixels, named, titles=[dataset.classnames[y] for y in labels])
+
+
+def rollout_figure(learners: dict[str, PromptLearner], dataset, n: int = 4) -> go.Figure:
+    """CLS attention rollout of several learners on the same n images, one column per learner."""
+    first = next(iter(learners.values()))
+    images, pixels, labels = image_batch(dataset, first.clip, n)
+    maps = {name: cls_rollout(capture(learner, images)) for name, learner in learners.items()}
+    return overlay_figure(pixels, maps, titles=[dataset.classnames[y] for y in labels])
+
+
+def cross_modal_figure_of(learner: PromptLearner, dataset, n: int = 8) -> go.Figure:
+    """`cross_modal_figure` of a coupled learner on a batch of n images of `dataset`."""
+    images, _, _ = image_batch(dataset, learner.clip, n)
+    return cross_modal_figure(cross_modal_attention(learner, images))
+
+
+def text_attention_figure_of(learner: PromptLearner, dataset, row: int = 0, query: str = "eot") -> go.Figure:
+    """`text_attention_figure` of class `row`'s prompt (query "eot" or "slots") in the prompted forward."""
+    images, _, _ = image_batch(dataset, learner.clip, 2)
+    labels, weights = text_attention(capture(learner, images), row, query)
+    who = "EOT (the text feature)" if query == "eot" else "each learnable slot"
+    return text_attention_figure(labels, weights, f"what {who} attends to, per layer — {learner.name}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from ..engine import evaluate, fit
 from ..learners import create_learner
@@ -25,6 +26,7 @@ class RunResult:
     learner: PromptLearner
     history: object  # engine.History
     metrics: dict = field(default_factory=dict)  # "base", "novel", "hm" and/or "accuracy", per shifted suite
+    test: object = None  # the in-domain test set (base classes under base-to-novel)
 
     def row(self) -> dict:
         return {"method": self.method, "suite": self.suite, **{k: round(v, 2) for k, v in self.metrics.items()}}
@@ -32,42 +34,58 @@ class RunResult:
 
 def run_method(clip, method: str, suite: str, settings: NotebookSettings, *, base_to_novel: bool = True,
                shifted: tuple[str, ...] = (), n_ctx: int | None = None, depth: int | None = None,
-               lr: float | None = None, **overrides) -> RunResult:
+               lr: float | None = None, name: str | None = None, root: str | None = None,
+               **overrides) -> RunResult:
     """Train `method` on `suite` and evaluate it.
 
     With `base_to_novel` the learner trains on the base half and is evaluated on base and novel test
     classes (PROTOCOL.md); otherwise it trains and tests on all classes ("accuracy"). `shifted`
     names domain-shifted test suites with the same classes (e.g. "toyworld/shapes-sketch"); their
     accuracies are added under their names. A method without trainable parameters ("zeroshot") is
-    evaluated only.
+    evaluated only. `name` labels the run (default: the method); `root` is the folder of a real
+    dataset (ToyWorld needs none); other keyword arguments are learner options.
 
     Example:
         >>> run_method(clip, "maple", "toyworld/shapes", S, n_ctx=2).metrics["hm"]
     """
     subsample = "base" if base_to_novel else "all"
-    train = settings.dataset(suite, "train", subsample)
-    kwargs = {**learner_overrides(method, clip, n_ctx, depth), **overrides}
+    data = lambda split, sub: settings.dataset(suite, split, sub, root=root)  # noqa: E731
+    train = data("train", subsample)
+    kwargs = {**learner_overrides(method, clip, n_ctx, depth), **dataset_template(method, train), **overrides}
     learner = create_learner(method, clip, train.classnames, **kwargs)
     history = None
     if learner.num_trainable():
         history = fit(learner, train, lr=lr, **settings.fit_kwargs())
     metrics = {}
     batch = learner.preset.eval_batch_size
+    test = data("test", subsample)
     if base_to_novel:
-        base = evaluate(learner, settings.dataset(suite, "test", "base"), batch_size=batch, device=settings.device)
-        novel = evaluate(learner, settings.dataset(suite, "test", "novel"), batch_size=batch, device=settings.device)
+        base = evaluate(learner, test, batch_size=batch, device=settings.device)
+        novel = evaluate(learner, data("test", "novel"), batch_size=batch, device=settings.device)
         learner.set_classnames(train.classnames)
         b, n = base["accuracy"], novel["accuracy"]
         metrics.update(base=b, novel=n, hm=2 * b * n / (b + n) if b + n else 0.0)
     else:
-        metrics["accuracy"] = evaluate(learner, settings.dataset(suite, "test"), batch_size=batch,
+        metrics["accuracy"] = evaluate(learner, test, batch_size=batch,
                                        device=settings.device)["accuracy"]
-    for name in shifted:
-        metrics[name.split("/")[-1]] = evaluate(learner, settings.dataset(name, "test", subsample),
+    for shift in shifted:
+        metrics[shift.split("/")[-1]] = evaluate(learner, settings.dataset(shift, "test", subsample),
                                                 batch_size=batch, device=settings.device)["accuracy"]
     if list(learner.classnames) != list(train.classnames):
         learner.set_classnames(train.classnames)
-    return RunResult(method, suite, learner, history, metrics)
+    return RunResult(name or method, suite, learner, history, metrics, test)
+
+
+def dataset_template(method: str, dataset) -> dict:
+    """Hand-template options of a method set to the dataset's own zero-shot template (METHODS.md §1)."""
+    import dataclasses
+
+    from ..learners import get_learner_class
+
+    fields = {f.name for f in dataclasses.fields(get_learner_class(method).config_class)}
+    if "templates" in fields:
+        return {"templates": (dataset.template,)}
+    return {"template": dataset.template} if "template" in fields else {}
 
 
 def compare(clip, methods: list[str], suites: list[str], settings: NotebookSettings, **kwargs) -> list[RunResult]:
@@ -114,4 +132,70 @@ def history_figure(results: list[RunResult]) -> go.Figure:
             fig.add_scatter(y=r.history.step_loss, mode="lines", name=f"{r.method} ({r.suite.split('/')[-1]})")
     fig.update_layout(title="training loss", xaxis_title="step", yaxis_title="cross-entropy", height=320,
                       margin=dict(t=50, b=40, l=50, r=20))
+    return fig
+
+
+def gains(results: list[RunResult], metric: str = "accuracy", baseline: str = "zeroshot") -> dict[str, dict[str, float]]:
+    """{method: {suite: metric − baseline's metric on that suite}} (points), baseline excluded."""
+    base = {r.suite: r.metrics[metric] for r in results if r.method == baseline}
+    out: dict[str, dict[str, float]] = {}
+    for r in results:
+        if r.method != baseline and r.suite in base:
+            out.setdefault(r.method, {})[r.suite] = r.metrics[metric] - base[r.suite]
+    return out
+
+
+# ----------------------------------------------------------------------------- zero-shot lessons
+def suite_figure(dataset, per_class: int = 2, max_classes: int = 12, cell: int = 64) -> go.Figure:
+    """A grid of a dataset's images: one column per class (up to `max_classes`), `per_class` rows."""
+    import numpy as np
+
+    classes = list(range(min(len(dataset.classnames), max_classes)))
+    picks: dict[int, list] = {c: [] for c in classes}
+    for item in dataset.items:
+        if item.label in picks and len(picks[item.label]) < per_class:
+            picks[item.label].append(item)
+    titles = [dataset.classnames[c] if r == 0 else "" for r in range(per_class) for c in classes]
+    fig = make_subplots(rows=per_class, cols=len(classes), subplot_titles=titles, horizontal_spacing=0.005,
+                        vertical_spacing=0.02)
+    for c in classes:
+        for r, item in enumerate(picks[c]):
+            fig.add_trace(go.Image(z=np.asarray(dataset.source.load_image(item).convert("RGB"))), row=r + 1, col=c + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(height=cell * per_class + 60, width=max(400, cell * len(classes) + 40),
+                      margin=dict(t=40, b=5, l=5, r=5), title=f"{dataset.name} ({dataset.split})")
+    fig.update_annotations(font_size=10)
+    return fig
+
+
+def per_class_figure(metrics: dict, title: str = "") -> go.Figure:
+    """Bars of per-class accuracy from `evaluate`, with the overall accuracy as a dashed line."""
+    names, acc = list(metrics["per_class_accuracy"]), list(metrics["per_class_accuracy"].values())
+    fig = go.Figure(go.Bar(x=names, y=acc))
+    fig.add_hline(y=metrics["accuracy"], line_dash="dash", annotation_text=f"overall {metrics['accuracy']:.1f} %")
+    fig.update_layout(title=title or f"per-class accuracy on {metrics['dataset']}", yaxis_title="%",
+                      yaxis_range=[0, 105], height=340, margin=dict(t=50, b=60, l=50, r=20))
+    return fig
+
+
+def template_accuracy(clip, dataset, templates: list[str]) -> dict[str, float]:
+    """Zero-shot top-1 accuracy (%) of each hand-written template ("{}" = class name) on `dataset`."""
+    out = {}
+    for t in templates:
+        learner = create_learner("zeroshot", clip, dataset.classnames, templates=(t,))
+        out[t] = evaluate(learner, dataset)["accuracy"]
+    return out
+
+
+def template_figure(clip, dataset, templates: list[str]) -> go.Figure:
+    """Prompt sensitivity: zero-shot accuracy of each template, sorted (horizontal bars)."""
+    acc = template_accuracy(clip, dataset, templates)
+    order = sorted(acc, key=acc.get)
+    fig = go.Figure(go.Bar(x=[acc[t] for t in order], y=order, orientation="h",
+                           text=[f"{acc[t]:.1f}" for t in order], textposition="outside"))
+    spread = max(acc.values()) - min(acc.values())
+    fig.update_layout(title=f"same model, same images, different words: a {spread:.1f}-point spread",
+                      xaxis_title="zero-shot accuracy (%)", xaxis_range=[0, 105], height=70 + 34 * len(order),
+                      margin=dict(t=50, b=40, l=220, r=20))
     return fig

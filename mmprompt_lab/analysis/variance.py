@@ -86,3 +86,38 @@ def gain_vs_variance_figure(rows: list[dict], gains: dict[str, dict[str, float]]
                       xaxis_title="image intra / inter variance", yaxis_title="accuracy gain (points)", height=400,
                       margin=dict(t=50, b=40, l=60, r=20))
     return fig
+
+
+def suite_variance(learners: dict[str, object], datasets: dict[str, object]) -> list[dict]:
+    """Rows of `variance_row` for each (name, learner) on the dataset of the same name.
+
+    learners and datasets are keyed alike, e.g. {"polygons · zero-shot": zs, "polygons · CoOp": coop}.
+    Image features come from `embeddings.features`; text features are the learner's class features.
+    """
+    from .embeddings import features
+
+    rows = []
+    for name, learner in learners.items():
+        f = features(learner, datasets[name])
+        rows.append(variance_row(name, f.image, f.labels, f.text))
+    return rows
+
+
+def zero_shot_variance(clip, suites: list[str], settings) -> list[dict]:
+    """Variance rows of zero-shot CLIP's features on each suite's test split (one row per suite)."""
+    from ..learners import create_learner
+
+    rows = []
+    for suite in suites:
+        test = settings.dataset(suite, "test")
+        template = getattr(test, "template", "a photo of a {}.")
+        zs = create_learner("zeroshot", clip, test.classnames, templates=(template,))
+        rows += suite_variance({suite.split("/")[-1]: zs}, {suite.split("/")[-1]: test})
+    return rows
+
+
+def tuned_variance(results) -> list[dict]:
+    """Variance rows ("suite · method") of the learners of `experiments.run_method` results, each on
+    the test set it was evaluated on in-domain (`RunResult.test`)."""
+    return suite_variance({f"{r.suite.split('/')[-1]} · {r.method}": r.learner for r in results},
+                          {f"{r.suite.split('/')[-1]} · {r.method}": r.test for r in results})

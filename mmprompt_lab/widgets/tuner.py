@@ -41,6 +41,7 @@ class TunerRun:
     test_accuracy: float | None = None
     stopped: bool = False
     seconds: float = 0.0
+    learner: object = None  # the trained learner (for attention maps, nearest words, …)
 
 
 class LiveTuner:
@@ -182,6 +183,7 @@ class LiveTuner:
             train = s.dataset(p["suite"], "train")
             learner = create_learner(p["method"], self.clip, train.classnames,
                                      **learner_overrides(p["method"], self.clip, p["n_ctx"], p["depth"]))
+            run.learner = learner
             self.status.value = f"training {learner.name} ({learner.num_trainable():,} parameters)…"
             history = fit(learner, train, lr=p["lr"], on_step=self.on_step, on_epoch_end=self.on_epoch_end,
                           **{**s.fit_kwargs(), "progress": False})
