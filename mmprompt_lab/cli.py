@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(args, "func"):
             return args.func(args)
         return COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, FloatingPointError, RuntimeError) as err:
+    except (ValueError, FileNotFoundError, FloatingPointError, RuntimeError, ImportError) as err:
         if args.verbose:
             raise
         print(f"mmprompt-lab {args.command}: error: {err}", file=sys.stderr)
