@@ -29,11 +29,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--eval-every", type=int, default=150)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    tokenizer, calls = get_tokenizer(), [0]
+    tokenizer = get_tokenizer()
 
-    def eval_fn(model) -> dict | None:
-        calls[0] += 1
-        if (calls[0] * args.ckpt_every) % args.eval_every:
+    def eval_fn(model, step: int) -> dict | None:
+        if step % args.eval_every and step != args.steps:
             return None
         out = {}
         for suite, split in EVAL_SUITES.items():

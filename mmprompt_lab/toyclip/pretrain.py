@@ -3,11 +3,14 @@
 Each step renders a fresh batch from `WorldSpec()` (photo style only; each shape's held-out colour
 never shown; sketch, cartoon, noise and rendition styles never shown) with captions, and minimises
 
-    L = CLIP(image, caption) + w_obj·BCE(object multi-hot) + w_col·CE(colour)
-        + w_bg·CE(background) + w_pat·CE(pattern)
+    L = CLIP(image, caption) + w_obj·CE(shape) + w_col·CE(colour) + w_bg·CE(background)
+        + w_pat·CE(pattern)
 
 where the auxiliary heads are linear maps of the image embedding, discarded after pretraining
-(reference/TOYCLIP.md: the auxiliary loss roughly doubled shape accuracy in a 7-minute run).
+(reference/TOYCLIP.md: the auxiliary loss roughly doubled shape accuracy in a 7-minute run). The
+prototype's 5·BCE(object multi-hot) averages over classes, so with 31 shapes its signal per image
+is ~3× weaker than with 10; a first run with it stayed at chance on shapes after 42k samples
+(docs_toyworld.md), hence cross-entropy on the (single) object shape.
 AdamW with a warm-up / stable / decay schedule: linear warm-up, constant lr, then a cosine to 0
 over the last `decay_steps`. Because the lr before the decay does not depend on the total, a run
 may be resumed with a different `steps` as long as its decay has not started. The batch of step t is drawn from an RNG seeded with
@@ -58,10 +61,10 @@ class PretrainConfig:
     weight_decay: float = 0.1  # on matrices only (not norms, biases, logit scale)
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = 1e-6
-    aux_object: float = 5.0  # weight of BCE on the object multi-hot (TOYCLIP.md)
-    aux_colour: float = 0.5
-    aux_background: float = 0.5
-    aux_pattern: float = 0.5
+    aux_object: float = 1.0  # weight of CE on the object's shape
+    aux_colour: float = 0.5  # weight of CE on the object's colour (TOYCLIP.md)
+    aux_background: float = 0.5  # weight of CE on the background (TOYCLIP.md)
+    aux_pattern: float = 1.0  # weight of CE on the object's pattern
     image_size: int = 32  # render size = ToyCLIP input size
     world: WorldSpec = WorldSpec()  # the pretraining world (photo only, held-out pairs)
 
@@ -108,13 +111,9 @@ def make_batch(cfg: PretrainConfig, step: int, tokenizer) -> dict[str, torch.Ten
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255  # (B, 3, H, W)
     mean = torch.tensor(PREPROCESS["mean"]).view(1, 3, 1, 1)
     std = torch.tensor(PREPROCESS["std"]).view(1, 3, 1, 1)
-    obj = torch.zeros(len(scenes), len(SHAPES))
-    for i, s in enumerate(scenes):
-        obj[i, SHAPES.index(s.objects[0].shape)] = 1
-        for d in s.distractors:
-            obj[i, SHAPES.index(d.shape)] = 1
-    o = [s.objects[0] for s in scenes]
-    return {"images": (x - mean) / std, "tokens": tokenizer(texts), "object": obj,
+    o = [s.objects[0] for s in scenes]  # the pretraining world has one kind of object per image
+    return {"images": (x - mean) / std, "tokens": tokenizer(texts),
+            "object": torch.tensor([SHAPES.index(a.shape) for a in o]),
             "colour": torch.tensor([COLOUR_NAMES.index(a.colour) for a in o]),
             "background": torch.tensor([BACKGROUNDS.index(s.background) for s in scenes]),
             "pattern": torch.tensor([PATTERNS.index(a.pattern) for a in o])}
@@ -147,7 +146,7 @@ def losses(model, heads: AuxHeads, batch: dict, cfg: PretrainConfig) -> dict[str
     logits = model.logit_scale.exp() * F.normalize(img, dim=-1) @ F.normalize(txt, dim=-1).T  # (B, B)
     target = torch.arange(len(logits))
     clip = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
-    aux = (cfg.aux_object * F.binary_cross_entropy_with_logits(heads.object(img), batch["object"])
+    aux = (cfg.aux_object * F.cross_entropy(heads.object(img), batch["object"])
            + cfg.aux_colour * F.cross_entropy(heads.colour(img), batch["colour"])
            + cfg.aux_background * F.cross_entropy(heads.background(img), batch["background"])
            + cfg.aux_pattern * F.cross_entropy(heads.pattern(img), batch["pattern"]))
@@ -206,8 +205,8 @@ def pretrain(out_dir: str | Path, *, steps: int | None = None, batch_size: int |
         resume: continue from the checkpoint in `out_dir` if there is one (same recipe required).
         threads: torch intra-op threads (None = leave torch's setting).
         log_every: steps between history entries; ckpt_every: steps between checkpoints.
-        eval_fn: optional `fn(model) -> dict` called at each checkpoint (e.g. zero-shot accuracy);
-            its result is stored in the history.
+        eval_fn: optional `fn(model, step) -> dict | None` called at each checkpoint (e.g.
+            zero-shot accuracy); a result that is not None is stored in the history.
         **recipe: other `PretrainConfig` fields (unknown keys raise).
 
     Returns:
@@ -265,9 +264,11 @@ def pretrain(out_dir: str | Path, *, steps: int | None = None, batch_size: int |
         if done % ckpt_every == 0 or done == cfg.steps:
             if eval_fn is not None:
                 model.eval()
-                history[-1]["eval"] = eval_fn(model)
+                result = eval_fn(model, done)
                 model.train()
-                log.info("step %d eval %s", done, history[-1]["eval"])
+                if result is not None:
+                    history[-1]["eval"] = result
+                    log.info("step %d eval %s", done, result)
             save_checkpoint(ckpt, params, model, heads, opt, done, cfg, history)
     model.eval()
     return history

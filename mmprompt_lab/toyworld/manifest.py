@@ -35,6 +35,7 @@ def build_manifest(suite: Suite, image_size: int = 32) -> dict:
         "split_counts": {s: n * len(suite.classes) for s, n in suite.sizes.items()},
         "template": suite.template,
         "style": suite.style or "as in factors",
+        "hue_rotation": suite.hue,
         "image_size": image_size,
         "factors": dataclasses.asdict(suite.spec),
         "content_hash": {"sha256": suite.content_hash(HASH_ITEMS, image_size),

@@ -51,6 +51,8 @@ class Scene:
     style: str = "photo"
     distractors: tuple[Obj, ...] = field(default_factory=tuple)
     tint: float = 0.0  # strength of a random colour-channel mix (0 = none)
+    hue: float = 0.0  # rotation of every colour about the grey axis, radians (0 = none)
+    bg_jitter: float = 0.1  # background brightness jitter (±)
 
 
 def _mask(obj: Obj, n: int) -> np.ndarray:
@@ -119,6 +121,14 @@ def _fill(obj: Obj, mask: np.ndarray, n: int, rng: np.random.Generator, shaded: 
     return fill
 
 
+def _hue_matrix(angle: float) -> np.ndarray:
+    """(3, 3) rotation of RGB space by `angle` about the grey axis (1, 1, 1)/√3 (Rodrigues)."""
+    k = np.ones(3) / np.sqrt(3)
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return (np.eye(3) * np.cos(angle) + np.sin(angle) * kx
+            + (1 - np.cos(angle)) * np.outer(k, k)).astype(np.float32)
+
+
 def _odd_palette(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Rendition: permute colour channels, maybe invert, posterise to 3 levels."""
     perm = [(1, 2, 0), (2, 0, 1), (2, 1, 0), (0, 2, 1), (1, 0, 2)][rng.integers(5)]
@@ -145,7 +155,7 @@ def render(scene: Scene, size: int = 32, rng: np.random.Generator | None = None)
             edge = _edge(_mask(obj, n), width=SUPERSAMPLE)
             img = img * (1 - 0.85 * edge[..., None])
         return _finish(img, size)
-    img = background(scene.background, n, rng)  # (n, n, 3)
+    img = background(scene.background, n, rng, scene.bg_jitter)  # (n, n, 3)
     if style in ("cartoon", "rendition"):  # flat, posterised background
         img = np.round(img * 4) / 4
     for obj in scene.distractors + scene.objects:
@@ -161,6 +171,8 @@ def render(scene: Scene, size: int = 32, rng: np.random.Generator | None = None)
     if scene.tint > 0:  # random channel mix: colour stops being a reliable cue
         mix = np.eye(3) * (1 - scene.tint) + scene.tint * rng.dirichlet(np.ones(3), size=3)
         img = img @ mix.T.astype(np.float32)
+    if scene.hue:  # keeps brightness and saturation, so texture (not colour) must carry the class
+        img = img @ _hue_matrix(scene.hue).T
     if style == "rendition":
         img = _odd_palette(np.clip(img, 0, 1), rng)
     if style == "noise":  # heavy sensor noise, then blur

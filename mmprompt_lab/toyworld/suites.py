@@ -35,6 +35,7 @@ class Suite:
     template: str = "a photo of a {}."
     description: str = ""
     style: str | None = None  # force a style on every image (domain-shifted sets)
+    hue: float = 0.0  # random hue rotation within ±hue radians (colour stops naming the class)
 
     def class_spec(self, label: int) -> WorldSpec:
         """The world restricted to class `label`."""
@@ -51,7 +52,10 @@ class Suite:
     def scene(self, key: int, label: int) -> tuple[Scene, np.random.Generator]:
         """The scene of item `key` and the RNG state to render it with."""
         rng = np.random.default_rng([self.seed, key])
-        return sample_scene(rng, self.class_spec(label)), rng
+        scene = sample_scene(rng, self.class_spec(label))
+        if self.hue:
+            scene = replace(scene, hue=float(rng.uniform(-self.hue, self.hue)))
+        return scene, rng
 
     def image(self, key: int, label: int, size: int = 32) -> Image.Image:
         scene, rng = self.scene(key, label)
@@ -91,10 +95,10 @@ SUITES: dict[str, Suite] = {s.name: s for s in [
           template="a photo of a {} shape.",
           description="textures (like DTD): the pattern on one large object of any shape and colour"),
     Suite("scenes", ("grass", "sky", "sand", "bricks", "water", "snow", "night", "wood"), "background",
-          WorldSpec(hold_out=False, count_p=(0.5, 0.3, 0.2), radius=(0.2, 0.4), tint=(0.0, 0.5),
-                    bg_jitter=0.25), 104, _SIZES,
-          template="a photo of the {}.",
-          description="scenes (like EuroSAT/SUN397): the background, under random colour tints"),
+          WorldSpec(hold_out=False, count_p=(0.5, 0.3, 0.2), radius=(0.2, 0.4), bg_jitter=0.25), 104,
+          _SIZES, template="a photo of the {}.", hue=np.pi,
+          description="scenes (like EuroSAT/SUN397): the background, under a random hue rotation "
+                      "(texture, not colour, names the class)"),
     Suite("clutter", ("house", "fish", "boat", "flower", "umbrella", "mushroom", "tree", "car", "bird",
                       "sun", "key", "cup"), "shape",
           WorldSpec(hold_out=False, styles=("photo", "cartoon"), count_p=(0.5, 0.3, 0.2),

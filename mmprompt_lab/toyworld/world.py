@@ -33,7 +33,7 @@ class WorldSpec:
     distractors: tuple[str, ...] = ()  # shapes that may appear as unnamed extra objects
     distractor_p: float = 0.0  # probability of one distractor
     tint: tuple[float, float] = (0.0, 0.0)  # range of the random colour-channel mix
-    bg_jitter: float = 0.1  # background brightness jitter
+    bg_jitter: float = 0.1  # background brightness jitter (±)
 
 
 def _place(rng: np.random.Generator, radii: list[float], taken: list[tuple[float, float, float]]):
@@ -88,4 +88,4 @@ def sample_scene(rng: np.random.Generator, spec: WorldSpec = WorldSpec()) -> Sce
     background = spec.backgrounds[rng.integers(len(spec.backgrounds))]
     style = spec.styles[rng.integers(len(spec.styles))]
     tint = float(rng.uniform(*spec.tint)) if spec.tint[1] > 0 else 0.0
-    return Scene(objects, background, style, distractors, tint)
+    return Scene(objects, background, style, distractors, tint, bg_jitter=spec.bg_jitter)
