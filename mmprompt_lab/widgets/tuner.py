@@ -92,7 +92,9 @@ class LiveTuner:
     def _comparison_figure(self) -> go.FigureWidget:
         fig = make_subplots(rows=1, cols=2, subplot_titles=("loss of each run", "test accuracy (%)"))
         fig.add_bar(x=[], y=[], name="test accuracy", showlegend=False, row=1, col=2)
-        fig.update_layout(height=320, margin=dict(t=40, b=80, l=50, r=20))
+        fig.update_yaxes(range=[0, 100], row=1, col=2)
+        fig.update_xaxes(title_text="step", row=1, col=1)
+        fig.update_layout(height=340, margin=dict(t=40, b=80, l=50, r=20))
         return go.FigureWidget(fig)
 
     def widget(self) -> W.Widget:
@@ -211,4 +213,5 @@ class LiveTuner:
             bars.x = tuple(r.label for r in self.runs)
             bars.y = tuple(r.test_accuracy for r in self.runs)
             run = self.runs[-1]
-            self.comparison.add_scatter(y=run.step_loss, mode="lines", name=run.label, row=1, col=1)
+            steps = tuple(range(1, len(run.step_loss) + 1))
+            self.comparison.add_scatter(x=steps, y=run.step_loss, mode="lines", name=run.label, row=1, col=1)

@@ -76,34 +76,15 @@ def run_check(screenshot: Path, timeout_ms: int = 420_000) -> dict:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
             page.set_default_timeout(timeout_ms)
-            page.goto(f"http://127.0.0.1:{port}/lab/tree/{NOTEBOOK.name}?token={token}")
-            page.wait_for_selector(".jp-NotebookPanel .jp-Cell", state="visible")
-            page.get_by_role("menuitem", name="Run").click()
-            page.get_by_role("menuitem", name="Run All Cells").click()
-            # the tuner renders: its Start button and two plotly figures inside the output area
-            start = page.locator(".jp-OutputArea-output .widget-button", has_text="Start").first
-            start.wait_for(state="visible")
-            page.wait_for_function(f"() => ({PLOTS_JS})().length >= 2")
-            # the notebook's own `tuner.start(wait=True)` cell finishes: the comparison has one bar
-            page.wait_for_function(f"() => {{ const p = ({PLOTS_JS})(); return p.length >= 2 && p[1][0] >= 1; }}")
-            seen["before"] = page.evaluate(PLOTS_JS)
-            page.wait_for_function("() => !Array.from(document.querySelectorAll('.jp-InputPrompt'))"
-                                   ".some(e => e.textContent.includes('*'))")
-            # press Start in the browser: a second run streams into the live figure and the comparison
-            start.scroll_into_view_if_needed()
-            start.click()
-            page.wait_for_function(f"() => {{ const p = ({PLOTS_JS})(); return p[1][0] >= 2 && p[0][0] > 0; }}")
-            page.wait_for_function("() => Array.from(document.querySelectorAll('.jp-OutputArea-output .widget-html'))"
-                                   ".some(e => e.textContent.includes('done'))")
-            seen["after"] = page.evaluate(PLOTS_JS)
-            seen["status"] = [e.inner_text() for e in page.locator(".jp-OutputArea-output .widget-html").all()]
-            widget = page.locator(".jp-OutputArea-output:has(.widget-button)").first
-            widget.scroll_into_view_if_needed()
-            time.sleep(1.0)  # let plotly finish its transition before the picture
-            screenshot.parent.mkdir(parents=True, exist_ok=True)
-            widget.screenshot(path=str(screenshot))
-            page.screenshot(path=str(screenshot.with_name(screenshot.stem + "_page.png")))
-            browser.close()
+            try:
+                _drive(page, port, token, screenshot, seen)
+            except Exception:
+                screenshot.parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(screenshot.with_name(screenshot.stem + "_failure.png")))
+                seen["outputs"] = page.locator(".jp-OutputArea-output").all_inner_texts()
+                raise
+            finally:
+                browser.close()
     finally:
         lab.terminate()
         try:
@@ -113,6 +94,47 @@ def run_check(screenshot: Path, timeout_ms: int = 420_000) -> dict:
         seen["log"] = (work / "jupyterlab.log").read_text()[-3000:]
         shutil.rmtree(work, ignore_errors=True)
     return seen
+
+
+def _drive(page, port: int, token: str, screenshot: Path, seen: dict) -> None:
+    """Run the notebook in the open page, press Start, take the screenshots; fills `seen`."""
+    page.goto(f"http://127.0.0.1:{port}/lab/tree/{NOTEBOOK.name}?token={token}")
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", state="visible")
+    try:  # a fresh JupyterLab may ask which kernel to start: take the preselected Python 3
+        page.locator(".jp-Dialog .jp-mod-accept").click(timeout=20_000)
+    except Exception:  # no dialog: the kernel started by itself
+        pass
+    page.get_by_role("menuitem", name="Run").click()
+    page.locator("li[data-command='runmenu:run-all']").click()
+    # the tuner renders: its Start button and two plotly figures inside the output area
+    start = page.locator(".jp-OutputArea-output .widget-button", has_text="Start").first
+    start.wait_for(state="visible")
+    page.wait_for_function(f"() => ({PLOTS_JS})().length >= 2")
+    # the notebook's own `tuner.start(wait=True)` cell finishes: the comparison has one bar
+    page.wait_for_function(f"() => {{ const p = ({PLOTS_JS})(); return p.length >= 2 && p[1][0] >= 1; }}")
+    seen["before"] = page.evaluate(PLOTS_JS)
+    page.wait_for_function("() => !Array.from(document.querySelectorAll('.jp-InputPrompt'))"
+                           ".some(e => e.textContent.includes('*'))")
+    for answer in page.get_by_role("button", name="No").all():  # JupyterLab's news toast covers the figure
+        answer.click()
+    # choose another method in the dropdown and press Start in the browser: a second run streams into
+    # the live figure and joins the comparison
+    page.locator(".jp-OutputArea-output .widget-dropdown select").first.select_option("vpt")
+    start.scroll_into_view_if_needed()
+    start.click()
+    page.wait_for_function(f"() => {{ const p = ({PLOTS_JS})(); return p[1][0] >= 2 && p[0][0] > 0; }}")
+    page.wait_for_function("() => Array.from(document.querySelectorAll('.jp-OutputArea-output .widget-html'))"
+                           ".some(e => e.textContent.includes('done'))")
+    seen["after"] = page.evaluate(PLOTS_JS)
+    seen["status"] = [e.inner_text() for e in page.locator(".jp-OutputArea-output .widget-html").all()]
+    seen["bars"] = page.evaluate("() => Array.from(document.querySelectorAll('.jp-OutputArea-output .js-plotly-plot'))"
+                                 "[1].data[0].x")
+    widget = page.locator(".jp-OutputArea-output:has(.widget-button)").first
+    widget.scroll_into_view_if_needed()
+    time.sleep(1.0)  # let plotly finish its transition before the picture
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    widget.screenshot(path=str(screenshot))
+    page.screenshot(path=str(screenshot.with_name(screenshot.stem + "_page.png")))
 
 
 def _missing() -> str | None:
@@ -138,6 +160,7 @@ def test_live_tuner_in_chromium():
     assert live[0] > 0 and live[1] > 0, seen  # loss and accuracy traces have points
     assert comparison[0] == 2, seen  # the notebook's run + the one started by clicking Start
     assert any("done" in s for s in seen["status"]), seen["status"]
+    assert any("2: vpt" in label for label in seen["bars"]), seen["bars"]
     assert shot.exists() and shot.stat().st_size > 10_000
 
 
