@@ -54,3 +54,14 @@ def logits(model, img, txt):
     img = img / img.norm(dim=-1, keepdim=True)
     txt = txt / txt.norm(dim=-1, keepdim=True)
     return model.logit_scale.exp() * img @ txt.t()
+
+
+def assert_logits_and_grads_match(ours, ref, params, labels, atol: float = 1e-5) -> None:
+    """Our logits equal the reference's, and so do the cross-entropy gradients of every parameter."""
+    import torch.nn.functional as F
+
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=atol)
+    grads = torch.autograd.grad(F.cross_entropy(ours, labels), params, retain_graph=True)
+    ref_grads = torch.autograd.grad(F.cross_entropy(ref, labels), params)
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)

@@ -2,11 +2,13 @@
 and a from-scratch re-implementation of the released (linear) forward."""
 import pytest
 import torch
+
 import torch.nn.functional as F
 
 from mmprompt_lab.learners import create_learner
 from mmprompt_lab.learners.base import gather_slots
 from tests.conftest import CLASSNAMES
+from tests.learners.official_reference import assert_logits_and_grads_match
 
 FUSIONS = ["linear", "transformer"]
 
@@ -129,8 +131,4 @@ def test_matches_released_code_logits_and_gradients(tiny_clip, images):
     learner = make(tiny_clip, n_ctx=2, depth=3)
     params, labels = learner.trainable_parameters(), torch.tensor([0, 1, 2])
     ours, ref = learner(images), reference_released_forward(learner, images)
-    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
-    grads = torch.autograd.grad(F.cross_entropy(ours, labels), params)
-    ref_grads = torch.autograd.grad(F.cross_entropy(ref, labels), params)
-    for g, r in zip(grads, ref_grads):
-        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
+    assert_logits_and_grads_match(ours, ref, params, labels)
