@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-MANIFEST_DIR = Path(__file__).resolve().parents[2] / "data_manifests"
+# the repository's data_manifests/, reached through the package's symlink so wheels ship it too
+MANIFEST_DIR = Path(__file__).parents[1] / "data_manifests"
 
 READERS = ("zhou_split", "fgvc_aircraft", "imagenet", "imagenetv2", "imagenet_folders")
 GENERATORS = ("none", "per_class_50_20_30", "trainval_80_20", "official_lists", "folders")

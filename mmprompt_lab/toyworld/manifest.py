@@ -19,7 +19,7 @@ from .suites import GENERATOR_VERSION, SUITES, Suite
 from .world import WorldSpec, sample_scene
 
 HASH_ITEMS = 16  # items per split hashed (pixels + one caption each)
-MANIFEST_DIR = Path(__file__).resolve().parents[2] / "data_manifests" / "toyworld"
+MANIFEST_DIR = Path(__file__).parents[1] / "data_manifests" / "toyworld"  # via the package symlink
 
 
 def build_manifest(suite: Suite, image_size: int = 32) -> dict:
