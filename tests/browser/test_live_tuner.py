@@ -115,8 +115,10 @@ def _drive(page, port: int, token: str, screenshot: Path, seen: dict) -> None:
     seen["before"] = page.evaluate(PLOTS_JS)
     page.wait_for_function("() => !Array.from(document.querySelectorAll('.jp-InputPrompt'))"
                            ".some(e => e.textContent.includes('*'))")
-    for answer in page.get_by_role("button", name="No").all():  # JupyterLab's news toast covers the figure
-        answer.click()
+    try:  # JupyterLab's "news?" toast covers part of the figure
+        page.get_by_role("button", name="No", exact=True).first.click(timeout=5_000)
+    except Exception:
+        pass
     # choose another method in the dropdown and press Start in the browser: a second run streams into
     # the live figure and joins the comparison
     page.locator(".jp-OutputArea-output .widget-dropdown select").first.select_option("vpt")
