@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from .engine.train import configure_threads
+
 
 def _parse_value(text: str):
     for cast in (int, float):
@@ -118,20 +120,10 @@ def _print_metrics(metrics: dict, as_json: bool) -> None:
     print("  ".join(f"{k}={metrics[k]:.2f}" for k in keys))
 
 
-def _set_threads(args, model: str) -> None:
-    """Measured on a 2-core CPU with another job running: a ToyCLIP MaPLe step took 77 ms on one
-    thread and 511 ms on two (OpenMP threads wait for each other when the CPU is shared)."""
-    import torch
-
-    threads = args.threads or (1 if model == "toyclip" and not str(args.device or "").startswith("cuda") else None)
-    if threads:
-        torch.set_num_threads(threads)
-
-
 def cmd_tune(args) -> int:
     import mmprompt_lab as mpl
 
-    _set_threads(args, args.model)
+    configure_threads(args.threads, args.model, args.device)
     clip = mpl.load_clip(args.model, pretrained=args.pretrained, device=args.device)
     shots = args.shots or None
     subsample = "base" if args.base2new else "all"
@@ -182,7 +174,7 @@ def cmd_eval(args) -> int:
     from .engine.checkpoint import read_card
 
     card = read_card(args.checkpoint)
-    _set_threads(args, card["backbone"].split(":")[0])
+    configure_threads(args.threads, card["backbone"].split(":")[0], args.device)
     data = card.get("data", {})
     learner = mpl.load_learner(args.checkpoint, device=args.device)
     dataset = args.dataset or data.get("dataset")

@@ -49,6 +49,7 @@ def add_parsers(subparsers) -> None:
     r.add_argument("--root", default=None, help="folder of the real datasets (check it: mmprompt-lab data verify)")
     r.add_argument("--device", default=None)
     r.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    r.add_argument("--threads", type=int, default=None, help="CPU threads (default: 1 for toyclip)")
     r.add_argument("--out", default=DEFAULT_OUT, help="results folder (default: %(default)s); trained learners "
                    "go to OUT/checkpoints and are reused by later runs with the same settings")
     r.add_argument("--no-figure", action="store_true", help="do not write the plotly figure")
@@ -103,6 +104,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             common |= {"source": args.source, "targets": args.targets}
     if protocol in ("few_shot", "base2new") and (args.source or args.targets):
         raise ValueError(f"{args.protocol} uses --datasets, not --source/--targets")
+    from ..engine.train import configure_threads
+
+    configure_threads(args.threads, args.model, args.device)
     clip = load_clip(args.model, pretrained=args.pretrained, device=args.device)
     for method in methods:
         result = run_protocol(protocol, method, model=clip, **common)
