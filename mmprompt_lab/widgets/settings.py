@@ -38,11 +38,16 @@ class NotebookSettings:
     seed: int = 1
     device: str | None = None  # None = cuda if available, else cpu
     ci: bool = False
+    threads: int | None = None  # CPU threads; None = the engine's policy (1 for ToyCLIP on the CPU)
 
     def load_clip(self):
-        """The frozen CLIP these settings name (`mmprompt_lab.load_clip`)."""
+        """The frozen CLIP these settings name (`mmprompt_lab.load_clip`), after setting the CPU
+        thread count by the engine's policy (`configure_threads`: one thread is several times faster
+        for ToyCLIP's small ops, most of all on a shared CPU)."""
         from ..backbone import load_clip
+        from ..engine.train import configure_threads
 
+        configure_threads(self.threads, self.model, self.device)
         return load_clip(self.model, pretrained=self.pretrained, device=self.device)
 
     def dataset(self, name: str, split: str = "train", subsample: str = "all", root: str | None = None):
