@@ -64,7 +64,13 @@ def build_model(**overrides) -> open_clip.model.CLIP:
     `overrides` are passed to `open_clip.create_model` (e.g. vision_cfg=...) for experiments.
     """
     _register()
-    model = open_clip.create_model(MODEL_NAME, pretrained=None, **overrides)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # open_clip warns "initialized randomly" before our weights are loaded
+    try:
+        model = open_clip.create_model(MODEL_NAME, pretrained=None, **overrides)
+    finally:
+        root.setLevel(level)
     # the stem keeps the config's patch size as its stride, so grid and positional embedding agree
     model.visual.conv1 = ConvStem(model.visual.conv1.out_channels, model.visual.conv1.stride[0])
     return model
