@@ -40,3 +40,18 @@ def export_weights(ckpt: str | Path, dest: str | Path) -> Path:
     save_file(state, str(tmp), metadata=info)
     os.replace(tmp, dest)
     return dest
+
+
+def write_train_log(ckpt: str | Path, dest: str | Path, extra: dict | None = None) -> Path:
+    """Write a checkpoint's recipe, step and training history (plus `extra`, e.g. measurements) as JSON."""
+    ckpt = Path(ckpt)
+    if ckpt.is_dir():
+        ckpt = ckpt / "checkpoint.safetensors"
+    with safe_open(str(ckpt), "pt") as f:
+        meta = f.metadata()
+    log = {"step": int(meta["step"]), "recipe": json.loads(meta["config"]),
+           "model_config": json.loads(CONFIG_PATH.read_text()),
+           "history": json.loads(meta["history"]), **(extra or {})}
+    dest = Path(dest)
+    dest.write_text(json.dumps(log, indent=1) + "\n")
+    return dest

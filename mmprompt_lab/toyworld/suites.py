@@ -101,11 +101,11 @@ SUITES: dict[str, Suite] = {s.name: s for s in [
                       "(texture, not colour, names the class)"),
     Suite("clutter", ("house", "fish", "boat", "flower", "umbrella", "mushroom", "tree", "car", "bird",
                       "sun", "key", "cup"), "shape",
-          WorldSpec(hold_out=False, styles=("photo", "cartoon"), count_p=(0.5, 0.3, 0.2),
-                    radius=(0.2, 0.7), max_angle=1.0, distractors=LOOKALIKES, distractor_p=0.5,
-                    tint=(0.0, 0.3)), 105, _SIZES,
-          description="high intra-class variance: photo or cartoon, 1–3 objects of any size, "
-                      "rotated up to ±1 rad, distractors, colour tints"),
+          WorldSpec(hold_out=False, styles=("photo", "cartoon"), count_p=(0.6, 0.25, 0.15),
+                    radius=(0.3, 0.7), max_angle=0.6, distractors=LOOKALIKES, distractor_p=0.3,
+                    tint=(0.0, 0.2)), 105, _SIZES,
+          description="high intra-class variance: photo or cartoon (unseen in pretraining), 1–3 "
+                      "objects of any size, distractors, colour tints"),
     Suite("shapes-sketch", _SHAPES_CLASSES, "shape", _SHAPES_SPEC, 101, _TEST_ONLY, style="sketch",
           description="the shapes test scenes as pencil sketches (like ImageNet-Sketch); unseen style"),
     Suite("shapes-noise", _SHAPES_CLASSES, "shape", _SHAPES_SPEC, 101, _TEST_ONLY, style="noise",
