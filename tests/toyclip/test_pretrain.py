@@ -9,7 +9,7 @@ from mmprompt_lab.toyclip.model import build_model, get_tokenizer
 from mmprompt_lab.toyclip.pretrain import AuxHeads, losses, make_batch
 
 pretrain_module = importlib.import_module("mmprompt_lab.toyclip.pretrain")  # the package re-exports the function
-TINY = dict(batch_size=16, lr=2e-3, warmup=2, decay_steps=4, threads=2, log_every=1)
+TINY = dict(batch_size=16, lr=2e-3, warmup=2, decay_steps=4, threads=1, log_every=1)
 
 
 def _clip_loss(model, batch, cfg) -> float:
