@@ -207,15 +207,16 @@ def cmd_list(args) -> int:
 
 
 def cmd_pretrain(args) -> int:
-    from .toyclip import export_weights, pretrain
+    from .toyclip import export_weights, pretrain, write_train_log
 
     history = pretrain(args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                        threads=args.threads)
     if history:
         print(f"step {history[-1]['step']}: loss {history[-1]['loss']:.4f}")
     if args.export:
-        export_weights(Path(args.out) / "checkpoint.safetensors", args.export)
-        print(f"weights → {args.export}")
+        weights = export_weights(Path(args.out) / "checkpoint.safetensors", args.export)
+        log = write_train_log(Path(args.out), weights.with_name(weights.stem + "_train_log.json"))
+        print(f"weights → {weights}, training log → {log}")
     return 0
 
 

@@ -46,3 +46,14 @@ def test_list(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "maple" in out and "toyworld/shapes" in out
+
+
+def test_pretrain_exports_loadable_weights(tmp_path):
+    from mmprompt_lab.backbone import load_clip
+
+    weights = tmp_path / "toy.safetensors"
+    assert main(["pretrain", "--out", str(tmp_path / "run"), "--steps", "2", "--batch-size", "8",
+                 "--threads", "1", "--export", str(weights)]) == 0
+    assert (tmp_path / "toy_train_log.json").exists()
+    clip = load_clip(str(weights), device="cpu")
+    assert clip.name == "toyclip" and clip.pretrained == str(weights)
