@@ -121,6 +121,13 @@ def main() -> None:
         print(json.dumps(one(args.one[0], int(args.one[1]), args.batch, args.steps, args.device)))
         return
     methods = args.methods or [m for m in list_learners() if m != "zeroshot"]
+    machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+
+    def save(result: dict) -> None:  # after every row, so an interrupted run keeps what it measured
+        with open(args.out, "w") as f:
+            json.dump({"machine": machine, **result}, f, indent=2)
+
     rows = []
     for method in methods:
         for classes in args.classes:
@@ -135,15 +142,12 @@ def main() -> None:
             print(f"{method:>9} C={classes:<4} " + (f"step {r['step_s_median']:.2f} s  peak {r['peak_mem_mib']:.0f} MiB  "
                                                    f"trainable {r['trainable']:,}" if "error" not in r else r["error"]),
                   flush=True)
+            save({"steps": rows})
     trunc = text_truncation(args.device)
     print(f"text pass, 100 prompts: cut to {trunc['cut_length']} tokens {trunc['cut_s']:.2f} s vs "
           f"{trunc['full_length']} tokens {trunc['full_s']:.2f} s → {trunc['speedup']:.1f}× faster "
           f"(max |diff| {trunc['max_abs_diff']:.1e})")
-    result = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
-              "steps": rows, "text_truncation": trunc}
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
+    save({"steps": rows, "text_truncation": trunc})
     print(f"saved {args.out}")
 
 
