@@ -15,7 +15,6 @@ before each block. Subclasses override a few hooks:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import re
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..backbone import FrozenCLIP
+from ..config import build_config
 
 CTX = "{ctx}"  # marks a run of learnable context tokens in a prompt template
 VISION_POSITIONS = ("end", "after_cls")
@@ -48,13 +48,7 @@ class LearnerConfig:
     @classmethod
     def from_overrides(cls, **overrides: Any) -> "LearnerConfig":
         """Build a config, rejecting unknown keys with a suggestion (STYLE.md rule 5)."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        for key in overrides:
-            if key not in names:
-                close = difflib.get_close_matches(key, names, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ValueError(f"{cls.__name__} has no option {key!r}.{hint} Allowed: {', '.join(names)}")
-        return cls(**{k: v for k, v in overrides.items() if v is not None})
+        return build_config(cls, overrides)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -21,7 +21,6 @@ may be resumed with a different `steps` as long as its decay has not started. Th
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import logging
 import math
@@ -37,6 +36,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..config import build_config
 from ..toyworld.captions import caption
 from ..toyworld.factors import BACKGROUNDS, COLOUR_NAMES, PATTERNS
 from ..toyworld.render import render
@@ -79,13 +79,7 @@ class PretrainConfig:
     @classmethod
     def from_kwargs(cls, **kwargs) -> "PretrainConfig":
         """Build from overrides; an unknown key raises with the allowed keys and a close match."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        for key in kwargs:
-            if key not in names:
-                close = difflib.get_close_matches(key, names, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ValueError(f"unknown recipe key {key!r}.{hint} Allowed: {', '.join(names)}")
-        return cls(**{k: v for k, v in kwargs.items() if v is not None})
+        return build_config(cls, kwargs)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)

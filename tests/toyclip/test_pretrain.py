@@ -61,5 +61,5 @@ def test_resume_refuses_another_recipe(tmp_path):
 
 
 def test_unknown_recipe_key_is_named():
-    with pytest.raises(ValueError, match="unknown recipe key 'warmpu'.*'warmup'"):
+    with pytest.raises(ValueError, match="PretrainConfig has no option 'warmpu'.*'warmup'"):
         pretrain("unused", steps=1, warmpu=3)
