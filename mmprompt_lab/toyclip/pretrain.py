@@ -1,6 +1,6 @@
 """The ToyCLIP pretraining recipe: CLIP contrastive loss + auxiliary label loss on ToyWorld photos.
 
-Each step renders a fresh batch from `WorldSpec()` (photo style only; each shape's held-out colour
+Each step renders a fresh batch from `PRETRAIN_WORLD` (photo style only; each shape's held-out colour
 never shown; sketch, cartoon, noise and rendition styles never shown) with captions, and minimises
 
     L = CLIP(image, caption) + w_obj·CE(shape) + w_col·CE(colour) + w_bg·CE(background)
@@ -41,7 +41,7 @@ from ..toyworld.captions import caption
 from ..toyworld.factors import BACKGROUNDS, COLOUR_NAMES, PATTERNS
 from ..toyworld.render import render
 from ..toyworld.shapes import SHAPES
-from ..toyworld.world import WorldSpec, sample_scene
+from ..toyworld.world import PRETRAIN_WORLD, WorldSpec, sample_scene
 from .model import PREPROCESS, build_model, get_tokenizer
 
 log = logging.getLogger(__name__)
@@ -52,12 +52,12 @@ CKPT_NAME = "checkpoint.safetensors"
 class PretrainConfig:
     """The recipe. Defaults are what produced the shipped weights (docs_toyworld.md)."""
 
-    steps: int = 1200  # optimiser steps
-    batch_size: int = 32  # image–caption pairs per step
+    steps: int = 3600  # optimiser steps
+    batch_size: int = 128  # image–caption pairs per step
     lr: float = 1e-3  # peak AdamW learning rate (TOYCLIP.md)
     seed: int = 0  # data stream and initialisation
-    warmup: int = 50  # linear warm-up steps, then constant lr
-    decay_steps: int = 300  # final steps over which lr follows a cosine to 0
+    warmup: int = 100  # linear warm-up steps, then constant lr
+    decay_steps: int = 800  # final steps over which lr follows a cosine to 0
     weight_decay: float = 0.1  # on matrices only (not norms, biases, logit scale)
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = 1e-6
@@ -66,7 +66,7 @@ class PretrainConfig:
     aux_background: float = 0.5  # weight of CE on the background (TOYCLIP.md)
     aux_pattern: float = 1.0  # weight of CE on the object's pattern
     image_size: int = 32  # render size = ToyCLIP input size
-    world: WorldSpec = WorldSpec()  # the pretraining world (photo only, held-out pairs)
+    world: WorldSpec = PRETRAIN_WORLD  # photo only, held-out pairs, 30 % hue-rotated backgrounds
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 2 or self.lr <= 0:

@@ -16,7 +16,7 @@ from .captions import caption
 from .factors import COLOURS, HELD_OUT_COLOUR
 from .render import render
 from .suites import GENERATOR_VERSION, SUITES, Suite
-from .world import WorldSpec, sample_scene
+from .world import PRETRAIN_WORLD, WorldSpec, sample_scene
 
 HASH_ITEMS = 16  # items per split hashed (pixels + one caption each)
 MANIFEST_DIR = Path(__file__).parents[1] / "data_manifests" / "toyworld"  # via the package symlink
@@ -35,7 +35,6 @@ def build_manifest(suite: Suite, image_size: int = 32) -> dict:
         "split_counts": {s: n * len(suite.classes) for s, n in suite.sizes.items()},
         "template": suite.template,
         "style": suite.style or "as in factors",
-        "hue_rotation": suite.hue,
         "image_size": image_size,
         "factors": dataclasses.asdict(suite.spec),
         "content_hash": {"sha256": suite.content_hash(HASH_ITEMS, image_size),
@@ -43,7 +42,7 @@ def build_manifest(suite: Suite, image_size: int = 32) -> dict:
     }
 
 
-def pretrain_world_hash(spec: WorldSpec = WorldSpec(), n: int = 64, seed: int = 0, size: int = 32) -> str:
+def pretrain_world_hash(spec: WorldSpec = PRETRAIN_WORLD, n: int = 64, seed: int = 0, size: int = 32) -> str:
     """sha256 of the first `n` pretraining scenes (pixels + captions) drawn from `spec`."""
     rng, h = np.random.default_rng([seed, 0]), hashlib.sha256()
     for _ in range(n):
@@ -55,7 +54,7 @@ def pretrain_world_hash(spec: WorldSpec = WorldSpec(), n: int = 64, seed: int = 
 
 def build_pretrain_manifest() -> dict:
     """Manifest of the pretraining world (photo style only, held-out shape–colour pairs)."""
-    spec = WorldSpec()
+    spec = PRETRAIN_WORLD
     return {"name": "toyworld/pretrain", "generator_version": GENERATOR_VERSION,
             "factors": dataclasses.asdict(spec), "colours": {k: list(v) for k, v in COLOURS.items()},
             "held_out_shape_colour": HELD_OUT_COLOUR,

@@ -51,7 +51,7 @@ class Scene:
     style: str = "photo"
     distractors: tuple[Obj, ...] = field(default_factory=tuple)
     tint: float = 0.0  # strength of a random colour-channel mix (0 = none)
-    hue: float = 0.0  # rotation of every colour about the grey axis, radians (0 = none)
+    bg_hue: float = 0.0  # rotation of the background's colours about the grey axis, radians
     bg_jitter: float = 0.1  # background brightness jitter (±)
 
 
@@ -156,6 +156,8 @@ def render(scene: Scene, size: int = 32, rng: np.random.Generator | None = None)
             img = img * (1 - 0.85 * edge[..., None])
         return _finish(img, size)
     img = background(scene.background, n, rng, scene.bg_jitter)  # (n, n, 3)
+    if scene.bg_hue:  # keeps brightness and saturation, so the texture must name the background
+        img = np.clip(img @ _hue_matrix(scene.bg_hue).T, 0, 1)
     if style in ("cartoon", "rendition"):  # flat, posterised background
         img = np.round(img * 4) / 4
     for obj in scene.distractors + scene.objects:
@@ -171,8 +173,6 @@ def render(scene: Scene, size: int = 32, rng: np.random.Generator | None = None)
     if scene.tint > 0:  # random channel mix: colour stops being a reliable cue
         mix = np.eye(3) * (1 - scene.tint) + scene.tint * rng.dirichlet(np.ones(3), size=3)
         img = img @ mix.T.astype(np.float32)
-    if scene.hue:  # keeps brightness and saturation, so texture (not colour) must carry the class
-        img = img @ _hue_matrix(scene.hue).T
     if style == "rendition":
         img = _odd_palette(np.clip(img, 0, 1), rng)
     if style == "noise":  # heavy sensor noise, then blur

@@ -17,8 +17,9 @@ def make_source(suite: Suite, image_size: int = 32) -> DatasetSource:
     cache: dict[int, Image.Image] = {}
 
     def load_image(item: Item) -> Image.Image:
+        # the class comes from the name: base/novel subsets renumber `item.label`
         if item.key not in cache:
-            cache[item.key] = suite.image(item.key, item.label, image_size)
+            cache[item.key] = suite.image(item.key, suite.classes.index(item.classname), image_size)
         return cache[item.key]
 
     meta = {"generator_version": GENERATOR_VERSION, "seed": suite.seed, "factor": suite.factor,

@@ -18,7 +18,7 @@ from .captions import caption
 from .render import Scene, render
 from .world import WorldSpec, sample_scene
 
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"  # 1.1: scenes (background hue, cartoons), patterns (broad shapes)
 LOOKALIKES = ("pentagon", "hexagon", "octagon", "oval", "rectangle", "diamond")
 
 
@@ -35,7 +35,6 @@ class Suite:
     template: str = "a photo of a {}."
     description: str = ""
     style: str | None = None  # force a style on every image (domain-shifted sets)
-    hue: float = 0.0  # random hue rotation within ±hue radians (colour stops naming the class)
 
     def class_spec(self, label: int) -> WorldSpec:
         """The world restricted to class `label`."""
@@ -52,10 +51,7 @@ class Suite:
     def scene(self, key: int, label: int) -> tuple[Scene, np.random.Generator]:
         """The scene of item `key` and the RNG state to render it with."""
         rng = np.random.default_rng([self.seed, key])
-        scene = sample_scene(rng, self.class_spec(label))
-        if self.hue:
-            scene = replace(scene, hue=float(rng.uniform(-self.hue, self.hue)))
-        return scene, rng
+        return sample_scene(rng, self.class_spec(label)), rng
 
     def image(self, key: int, label: int, size: int = 32) -> Image.Image:
         scene, rng = self.scene(key, label)
@@ -73,6 +69,9 @@ class Suite:
         return h.hexdigest()
 
 
+# Shapes with a broad interior, so a pattern shows (thin shapes such as key or bolt hide it).
+_BROAD_SHAPES = ("circle", "oval", "square", "rectangle", "triangle", "diamond", "pentagon", "hexagon",
+                 "octagon", "heart", "cloud", "drop", "fish", "house", "mushroom", "cup")
 _TEST_ONLY = {"test": 30}
 _SIZES = {"train": 40, "val": 10, "test": 30}
 _SHAPES_CLASSES = ("circle", "star", "heart", "arrow", "house", "tree", "fish", "car", "moon", "drop",
@@ -91,14 +90,14 @@ SUITES: dict[str, Suite] = {s.name: s for s in [
           WorldSpec(hold_out=False, count_p=(1, 0, 0), radius=(0.45, 0.75), plain_p=0.7), 102, _SIZES,
           description="fine-grained, low inter-class variance (like FGVC/Flowers): look-alike polygons"),
     Suite("patterns", ("striped", "dotted", "checkered", "plain", "plaid", "zigzag", "wavy"), "pattern",
-          WorldSpec(hold_out=False, count_p=(1, 0, 0), radius=(0.55, 0.85)), 103, _SIZES,
+          WorldSpec(hold_out=False, shapes=_BROAD_SHAPES, count_p=(1, 0, 0), radius=(0.55, 0.85)), 103, _SIZES,
           template="a photo of a {} shape.",
-          description="textures (like DTD): the pattern on one large object of any shape and colour"),
+          description="textures (like DTD): the pattern filling one large, broad object of any colour"),
     Suite("scenes", ("grass", "sky", "sand", "bricks", "water", "snow", "night", "wood"), "background",
-          WorldSpec(hold_out=False, count_p=(0.5, 0.3, 0.2), radius=(0.2, 0.4), bg_jitter=0.25), 104,
-          _SIZES, template="a photo of the {}.", hue=np.pi,
-          description="scenes (like EuroSAT/SUN397): the background, under a random hue rotation "
-                      "(texture, not colour, names the class)"),
+          WorldSpec(hold_out=False, styles=("photo", "cartoon"), count_p=(0.2, 0.4, 0.4), radius=(0.3, 0.5),
+                    bg_jitter=0.35, bg_hue=1.0), 104, _SIZES, template="a photo of the {}.",
+          description="scenes (like EuroSAT/SUN397): the background, its hue rotated at random (texture, "
+                      "not colour, names the class), partly covered by 1–3 objects, photo or cartoon"),
     Suite("clutter", ("house", "fish", "boat", "flower", "umbrella", "mushroom", "tree", "car", "bird",
                       "sun", "key", "cup"), "shape",
           WorldSpec(hold_out=False, styles=("photo", "cartoon"), count_p=(0.6, 0.25, 0.15),

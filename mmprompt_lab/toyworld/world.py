@@ -34,6 +34,12 @@ class WorldSpec:
     distractor_p: float = 0.0  # probability of one distractor
     tint: tuple[float, float] = (0.0, 0.0)  # range of the random colour-channel mix
     bg_jitter: float = 0.1  # background brightness jitter (±)
+    bg_hue: float = 0.0  # probability of rotating the background's hue by a uniform angle in ±π
+
+
+# The pretraining world: photo only, each shape's held-out colour never shown, and 30 % of the
+# backgrounds in a random hue so that the image tower learns them by texture, not only by colour.
+PRETRAIN_WORLD = WorldSpec(bg_hue=0.3)
 
 
 def _place(rng: np.random.Generator, radii: list[float], taken: list[tuple[float, float, float]]):
@@ -88,4 +94,6 @@ def sample_scene(rng: np.random.Generator, spec: WorldSpec = WorldSpec()) -> Sce
     background = spec.backgrounds[rng.integers(len(spec.backgrounds))]
     style = spec.styles[rng.integers(len(spec.styles))]
     tint = float(rng.uniform(*spec.tint)) if spec.tint[1] > 0 else 0.0
-    return Scene(objects, background, style, distractors, tint, bg_jitter=spec.bg_jitter)
+    # drawn last, so specs without it keep their scenes byte-identical
+    bg_hue = float(rng.uniform(-np.pi, np.pi)) if spec.bg_hue and rng.uniform() < spec.bg_hue else 0.0
+    return Scene(objects, background, style, distractors, tint, bg_hue=bg_hue, bg_jitter=spec.bg_jitter)

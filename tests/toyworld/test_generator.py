@@ -5,6 +5,7 @@ import pytest
 from mmprompt_lab.toyworld import (BACKGROUNDS, PATTERNS, SHAPES, STYLES, Obj, Scene, WorldSpec, caption,
                                    render, sample_scene)
 from mmprompt_lab.toyworld.factors import HELD_OUT_COLOUR, SHAPE_SYNONYMS, plural
+from mmprompt_lab.toyworld.world import PRETRAIN_WORLD
 
 
 def _draw(seed: int, n: int = 12, size: int = 32):
@@ -72,7 +73,26 @@ def test_captions_name_the_object_or_an_attribute():
 
 def test_pretraining_world_holds_out_compositions_and_styles():
     rng = np.random.default_rng(0)
-    for _ in range(2000):
-        scene = sample_scene(rng)
+    scenes = [sample_scene(rng, PRETRAIN_WORLD) for _ in range(2000)]
+    for scene in scenes:
         assert scene.style == "photo"
         assert HELD_OUT_COLOUR[scene.objects[0].shape] != scene.objects[0].colour
+    assert 0.25 < np.mean([s.bg_hue != 0 for s in scenes]) < 0.35  # 30 % hue-rotated backgrounds
+
+
+def test_background_hue_rotates_the_background_only():
+    obj = Obj("square", "red", radius=0.5)
+    plain = np.asarray(render(Scene((obj,), "grass"), 32, np.random.default_rng(3)), float)
+    turned = np.asarray(render(Scene((obj,), "grass", bg_hue=2.0), 32, np.random.default_rng(3)), float)
+    centre, corner = (slice(13, 19), slice(13, 19)), (slice(0, 4), slice(0, 4))
+    assert np.array_equal(plain[centre], turned[centre])  # the red square keeps its colour
+    assert np.abs(plain[corner] - turned[corner]).mean() > 30  # the green grass does not
+    assert abs(plain[corner].mean() - turned[corner].mean()) < 12  # brightness is (nearly) kept
+
+
+def test_background_hue_is_drawn_only_when_asked():
+    """Specs without bg_hue consume no extra randomness: their scenes stay byte-identical."""
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    assert all(sample_scene(a).bg_hue == 0.0 for _ in range(50))
+    turned = [sample_scene(b, WorldSpec(bg_hue=1.0)) for _ in range(50)]
+    assert all(s.bg_hue != 0.0 for s in turned)

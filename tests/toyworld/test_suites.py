@@ -94,3 +94,16 @@ def test_base_novel_halves():
     assert not set(base.classnames) & set(novel.classnames)
     few = load_dataset("toyworld/shapes", split="train", shots=16, seed=1)
     assert len(few) == 16 * 24
+
+
+def test_novel_subset_renders_the_novel_classes():
+    """Base/novel subsets renumber labels; the images must still show the item's own class."""
+    suite = SUITES["polygons"]
+    novel = load_dataset("toyworld/polygons", split="test", subsample="novel")
+    assert novel.classnames == list(suite.classes[5:])
+    for i in range(0, len(novel), 17):
+        image, label = novel[i]
+        item = novel.items[i]
+        assert novel.classnames[label] == item.classname
+        expected = suite.image(item.key, suite.classes.index(item.classname))  # pure, uncached
+        assert np.array_equal(np.asarray(image), np.asarray(expected))
