@@ -10,7 +10,7 @@ where the auxiliary heads are linear maps of the image embedding, discarded afte
 (reference/TOYCLIP.md: the auxiliary loss roughly doubled shape accuracy in a 7-minute run). The
 prototype's 5·BCE(object multi-hot) averages over classes, so with 31 shapes its signal per image
 is ~3× weaker than with 10; a first run with it stayed at chance on shapes after 42k samples
-(docs_toyworld.md), hence cross-entropy on the (single) object shape.
+(first ToyCLIP session), hence cross-entropy on the (single) object shape.
 AdamW with a warm-up / stable / decay schedule: linear warm-up, constant lr, then a cosine to 0
 over the last `decay_steps`. Because the lr before the decay does not depend on the total, a run
 may be resumed with a different `steps` as long as its decay has not started. The batch of step t is drawn from an RNG seeded with
@@ -50,7 +50,7 @@ CKPT_NAME = "checkpoint.safetensors"
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    """The recipe. Defaults are what produced the shipped weights (docs_toyworld.md)."""
+    """The recipe. Defaults are what produced the shipped weights (assets/toyclip_train_log.json)."""
 
     steps: int = 3600  # optimiser steps
     batch_size: int = 128  # image–caption pairs per step

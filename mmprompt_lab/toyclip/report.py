@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         log_path = weights.with_name("toyclip_train_log.json")
         if log_path.exists():
             log = json.loads(log_path.read_text())
-            log["final_test_measurements"] = report
+            log.setdefault("final_test_measurements", {}).update(report)
             log_path.write_text(json.dumps(log, indent=1) + "\n")
 
 

@@ -18,7 +18,7 @@ from .captions import caption
 from .render import Scene, render
 from .world import WorldSpec, sample_scene
 
-GENERATOR_VERSION = "1.1"  # 1.1: scenes (background hue, cartoons), patterns (broad shapes)
+GENERATOR_VERSION = "1.1"  # 1.1: scenes (hue, cartoons), patterns (broad shapes), polygons (half sketches)
 LOOKALIKES = ("pentagon", "hexagon", "octagon", "oval", "rectangle", "diamond")
 
 
@@ -87,8 +87,10 @@ SUITES: dict[str, Suite] = {s.name: s for s in [
                       "1–3 objects, a look-alike distractor in 30 % of images"),
     Suite("polygons", ("triangle", "square", "pentagon", "circle", "diamond", "rectangle", "hexagon",
                        "oval", "octagon"), "shape",
-          WorldSpec(hold_out=False, count_p=(1, 0, 0), radius=(0.45, 0.75), plain_p=0.7), 102, _SIZES,
-          description="fine-grained, low inter-class variance (like FGVC/Flowers): look-alike polygons"),
+          WorldSpec(hold_out=False, styles=("photo", "sketch"), count_p=(1, 0, 0), radius=(0.45, 0.75),
+                    plain_p=0.7), 102, _SIZES,
+          description="fine-grained, low inter-class variance (like FGVC Aircraft): look-alike polygons, half "
+                      "of them line drawings, a style never seen in pretraining (room for prompts)"),
     Suite("patterns", ("striped", "dotted", "checkered", "plain", "plaid", "zigzag", "wavy"), "pattern",
           WorldSpec(hold_out=False, shapes=_BROAD_SHAPES, count_p=(1, 0, 0), radius=(0.55, 0.85)), 103, _SIZES,
           template="a photo of a {} shape.",
