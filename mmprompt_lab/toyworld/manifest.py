@@ -53,7 +53,7 @@ def pretrain_world_hash(spec: WorldSpec = PRETRAIN_WORLD, n: int = 64, seed: int
 
 
 def build_pretrain_manifest() -> dict:
-    """Manifest of the pretraining world (photo style only, held-out shape–colour pairs)."""
+    """Manifest of the pretraining world (photo only, held-out shape–colour pairs, 30 % hue-rotated backgrounds)."""
     spec = PRETRAIN_WORLD
     return {"name": "toyworld/pretrain", "generator_version": GENERATOR_VERSION,
             "factors": dataclasses.asdict(spec), "colours": {k: list(v) for k, v in COLOURS.items()},
