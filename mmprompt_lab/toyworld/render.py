@@ -39,6 +39,7 @@ class Obj:
     radius: float = 0.5
     angle: float = 0.0  # radians, counter-clockwise
     flip: bool = False  # mirror left/right (no class depends on orientation)
+    pattern_scale: float = 1.0  # multiplies the pattern's period (> 1: a coarser close-up)
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,9 @@ def _pattern(obj: Obj, n: int, rng: np.random.Generator) -> np.ndarray:
     cx, cy = n / 2 * (1 + obj.cx), n / 2 * (1 - obj.cy)
     c, s = np.cos(obj.angle), np.sin(obj.angle)
     u, v = c * (x - cx) - s * (y - cy), s * (x - cx) + c * (y - cy)  # (n, n) each
-    # Period in pixels grows with the object so a pattern keeps ~4 repeats across it, but never
-    # below 4 output pixels (finer stripes would vanish when downsampled).
-    p = max(4.0 * SUPERSAMPLE, obj.radius * n / 2 * rng.uniform(0.45, 0.6))
+    # Period in pixels grows with the object so a pattern keeps ~4 repeats across it (÷ pattern_scale),
+    # but never below 4 output pixels (finer stripes would vanish when downsampled).
+    p = max(4.0 * SUPERSAMPLE, obj.pattern_scale * obj.radius * n / 2 * rng.uniform(0.45, 0.6))
     u, v = u + rng.uniform(0, p), v + rng.uniform(0, p)
     if obj.pattern == "striped":
         return (v / p) % 1 < 0.5

@@ -18,7 +18,7 @@ from .captions import caption
 from .render import Scene, render
 from .world import WorldSpec, sample_scene
 
-GENERATOR_VERSION = "1.1"  # 1.1: scenes (hue, cartoons), patterns (broad shapes), polygons (half sketches)
+GENERATOR_VERSION = "1.2"  # 1.2: an unseen style or scale in clutter (sketch), scenes (rendition), patterns (close-ups)
 LOOKALIKES = ("pentagon", "hexagon", "octagon", "oval", "rectangle", "diamond")
 
 
@@ -92,21 +92,24 @@ SUITES: dict[str, Suite] = {s.name: s for s in [
           description="fine-grained, low inter-class variance (like FGVC Aircraft): look-alike polygons, half "
                       "of them line drawings, a style never seen in pretraining (room for prompts)"),
     Suite("patterns", ("striped", "dotted", "checkered", "plain", "plaid", "zigzag", "wavy"), "pattern",
-          WorldSpec(hold_out=False, shapes=_BROAD_SHAPES, count_p=(1, 0, 0), radius=(0.55, 0.85)), 103, _SIZES,
+          WorldSpec(hold_out=False, shapes=_BROAD_SHAPES, count_p=(1, 0, 0), radius=(0.55, 0.85),
+                    pattern_scale=(1.0, 1.8)), 103, _SIZES,
           template="a photo of a {} shape.",
-          description="textures (like DTD): the pattern filling one large, broad object of any colour"),
+          description="textures (like DTD): the pattern filling one large, broad object of any colour, "
+                      "often as a close-up up to 1.8× coarser than in pretraining (room for prompts)"),
     Suite("scenes", ("grass", "sky", "sand", "bricks", "water", "snow", "night", "wood"), "background",
-          WorldSpec(hold_out=False, styles=("photo", "cartoon"), count_p=(0.2, 0.4, 0.4), radius=(0.3, 0.5),
-                    bg_jitter=0.35, bg_hue=1.0), 104, _SIZES, template="a photo of the {}.",
+          WorldSpec(hold_out=False, styles=("photo", "cartoon", "rendition"), count_p=(0.2, 0.4, 0.4),
+                    radius=(0.3, 0.5), bg_jitter=0.35, bg_hue=1.0), 104, _SIZES, template="a photo of the {}.",
           description="scenes (like EuroSAT/SUN397): the background, its hue rotated at random (texture, "
-                      "not colour, names the class), partly covered by 1–3 objects, photo or cartoon"),
+                      "not colour, names the class), partly covered by 1–3 objects, photo, cartoon or "
+                      "rendition (flat, odd palette; unseen in pretraining)"),
     Suite("clutter", ("house", "fish", "boat", "flower", "umbrella", "mushroom", "tree", "car", "bird",
                       "sun", "key", "cup"), "shape",
-          WorldSpec(hold_out=False, styles=("photo", "cartoon"), count_p=(0.6, 0.25, 0.15),
+          WorldSpec(hold_out=False, styles=("photo", "cartoon", "sketch"), count_p=(0.6, 0.25, 0.15),
                     radius=(0.3, 0.7), max_angle=0.6, distractors=LOOKALIKES, distractor_p=0.3,
                     tint=(0.0, 0.2)), 105, _SIZES,
-          description="high intra-class variance: photo or cartoon (unseen in pretraining), 1–3 "
-                      "objects of any size, distractors, colour tints"),
+          description="high intra-class variance: photo, cartoon or sketch (both unseen in pretraining), "
+                      "1–3 objects of any size, distractors, colour tints"),
     Suite("shapes-sketch", _SHAPES_CLASSES, "shape", _SHAPES_SPEC, 101, _TEST_ONLY, style="sketch",
           description="the shapes test scenes as pencil sketches (like ImageNet-Sketch); unseen style"),
     Suite("shapes-noise", _SHAPES_CLASSES, "shape", _SHAPES_SPEC, 101, _TEST_ONLY, style="noise",

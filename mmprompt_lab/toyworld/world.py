@@ -6,7 +6,7 @@ pretraining and every suite, so suites differ from pretraining only where their 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -35,6 +35,7 @@ class WorldSpec:
     tint: tuple[float, float] = (0.0, 0.0)  # range of the random colour-channel mix
     bg_jitter: float = 0.1  # background brightness jitter (±)
     bg_hue: float = 0.0  # probability of rotating the background's hue by a uniform angle in ±π
+    pattern_scale: tuple[float, float] = (1.0, 1.0)  # range of the pattern-period multiplier
 
 
 # The pretraining world: photo only, each shape's held-out colour never shown, and 30 % of the
@@ -96,4 +97,7 @@ def sample_scene(rng: np.random.Generator, spec: WorldSpec = WorldSpec()) -> Sce
     tint = float(rng.uniform(*spec.tint)) if spec.tint[1] > 0 else 0.0
     # drawn last, so specs without it keep their scenes byte-identical
     bg_hue = float(rng.uniform(-np.pi, np.pi)) if spec.bg_hue and rng.uniform() < spec.bg_hue else 0.0
+    if spec.pattern_scale != (1.0, 1.0):  # drawn last too, for the same reason
+        pattern_scale = float(rng.uniform(*spec.pattern_scale))
+        objects = tuple(replace(o, pattern_scale=pattern_scale) for o in objects)
     return Scene(objects, background, style, distractors, tint, bg_hue=bg_hue, bg_jitter=spec.bg_jitter)

@@ -96,3 +96,26 @@ def test_background_hue_is_drawn_only_when_asked():
     assert all(sample_scene(a).bg_hue == 0.0 for _ in range(50))
     turned = [sample_scene(b, WorldSpec(bg_hue=1.0)) for _ in range(50)]
     assert all(s.bg_hue != 0.0 for s in turned)
+
+
+def test_pattern_scale_makes_the_pattern_coarser():
+    """A pattern_scale of 2 doubles the stripe period: about half as many colour changes per column."""
+    def changes(scale: float, seed: int) -> float:
+        obj = Obj("square", "red", "striped", "white", radius=0.9, pattern_scale=scale)
+        img = np.asarray(render(Scene((obj,), "snow"), 128, np.random.default_rng(seed)), float)
+        inside = img[24:104, 24:104, 1] > 128  # green channel: white stripes vs red ground
+        return np.abs(np.diff(inside, axis=0)).sum() / inside.shape[1]  # stripes are horizontal
+    fine = sum(changes(1.0, seed) for seed in range(4))
+    coarse = sum(changes(2.0, seed) for seed in range(4))
+    assert fine >= 4 * 4 and 0.35 < coarse / fine < 0.65
+
+
+def test_pattern_scale_is_drawn_only_when_asked():
+    """Specs without pattern_scale consume no extra randomness: their scenes stay byte-identical."""
+    a, b = np.random.default_rng(7), np.random.default_rng(7)
+    spec = WorldSpec(pattern_scale=(1.5, 2.0))
+    plain = [sample_scene(a) for _ in range(50)]
+    scaled = [sample_scene(b, spec) for _ in range(50)]
+    assert all(o.pattern_scale == 1.0 for s in plain for o in s.objects)
+    assert all(1.5 <= o.pattern_scale <= 2.0 for s in scaled for o in s.objects)
+    assert plain[0].objects[0].shape == scaled[0].objects[0].shape  # same draws up to the last one
