@@ -1,11 +1,11 @@
 """The embedded default really works: on ToyCLIP + ToyWorld, prompt tuning beats zero-shot CLIP.
 
-Trains with each method's official learning rate (5 epochs, batch 4) on 16 shots of the base classes of
-toyworld/polygons, where half of the images are line drawings (never seen in pretraining) and the frozen
-features' linear probe is far above zero-shot (88.7 % vs ~60 % on the base classes), and compares with
-zero-shot CLIP on the same base test images (one seed). On the in-domain suites zero-shot ToyCLIP is close
-to its linear probe and tuning adds little — see the README. CoOp is not here: on polygons its seed-to-seed
-spread (64.9 ± 7.4 %) is larger than its mean gain.
+Trains on 16 shots of the base classes of toyworld/polygons, where half of the images are line drawings
+(never seen in pretraining) and the frozen features' linear probe is far above zero-shot (88.7 % vs ~60 %
+on the base classes), and compares with zero-shot CLIP on the same base test images (one seed). VPT and
+MaPLe get their official short recipe (5 epochs, batch 4); CoOp gets 30 epochs at batch 4 (about its
+official step count on a suite this size), without which its seed-to-seed spread exceeds its gain.
+The README has the three-seed tables for every suite.
 """
 import pytest
 import torch
@@ -34,3 +34,12 @@ def test_tuning_beats_zero_shot(setup, method):
     accuracy = mpl.evaluate(learner, test)["accuracy"]
     assert history.epoch_loss[-1] < history.epoch_loss[0]
     assert accuracy > zero_shot + 4, f"{method}: {accuracy:.1f} % vs zero-shot {zero_shot:.1f} %"
+
+
+def test_coop_beats_zero_shot(setup):
+    clip, train, test, zero_shot = setup
+    torch.manual_seed(0)
+    learner = mpl.create_learner("coop", clip, train.classnames)
+    mpl.fit(learner, train, epochs=30, batch_size=4, seed=1, progress=False)  # official lr 0.002
+    accuracy = mpl.evaluate(learner, test)["accuracy"]
+    assert accuracy > zero_shot + 8, f"coop: {accuracy:.1f} % vs zero-shot {zero_shot:.1f} %"
