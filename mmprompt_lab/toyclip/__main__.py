@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--warmup", type=int, default=d.warmup)
     p.add_argument("--decay-steps", type=int, default=d.decay_steps)
+    p.add_argument("--caption-name-p", type=float, default=d.caption_name_p)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--ckpt-every", type=int, default=50)
     p.add_argument("--eval-every", type=int, default=150)
@@ -40,7 +41,8 @@ def main(argv: list[str] | None = None) -> None:
         return out
 
     history = pretrain(args.out_dir, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                       seed=args.seed, warmup=args.warmup, decay_steps=args.decay_steps, threads=args.threads,
+                       seed=args.seed, warmup=args.warmup, decay_steps=args.decay_steps,
+                       caption_name_p=args.caption_name_p, threads=args.threads,
                        ckpt_every=args.ckpt_every, eval_fn=eval_fn)
     logging.info("done: %s", json.dumps(history[-1]))
 

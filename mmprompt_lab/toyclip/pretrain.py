@@ -65,6 +65,7 @@ class PretrainConfig:
     aux_colour: float = 0.5  # weight of CE on the object's colour (TOYCLIP.md)
     aux_background: float = 0.5  # weight of CE on the background (TOYCLIP.md)
     aux_pattern: float = 1.0  # weight of CE on the object's pattern
+    caption_name_p: float = 1.0  # probability that a caption names the object's shape (else "thing")
     image_size: int = 32  # render size = ToyCLIP input size
     world: WorldSpec = PRETRAIN_WORLD  # photo only, held-out pairs, 30 % hue-rotated backgrounds
 
@@ -72,6 +73,8 @@ class PretrainConfig:
         if self.steps < 1 or self.batch_size < 2 or self.lr <= 0:
             raise ValueError(f"need steps ≥ 1, batch_size ≥ 2, lr > 0; got {self.steps}, "
                              f"{self.batch_size}, {self.lr}")
+        if not 0 < self.caption_name_p <= 1:
+            raise ValueError(f"caption_name_p must be in (0, 1]; got {self.caption_name_p}")
         if self.image_size != PREPROCESS["image_size"]:
             raise ValueError(f"image_size {self.image_size} must equal ToyCLIP's input size "
                              f"{PREPROCESS['image_size']}")
@@ -101,7 +104,7 @@ def make_batch(cfg: PretrainConfig, step: int, tokenizer) -> dict[str, torch.Ten
     rng = np.random.default_rng([cfg.seed, step])
     scenes = [sample_scene(rng, cfg.world) for _ in range(cfg.batch_size)]
     images = np.stack([np.asarray(render(s, cfg.image_size, rng)) for s in scenes])  # (B, H, W, 3)
-    texts = [caption(s, rng) for s in scenes]
+    texts = [caption(s, rng, cfg.caption_name_p) for s in scenes]
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255  # (B, 3, H, W)
     mean = torch.tensor(PREPROCESS["mean"]).view(1, 3, 1, 1)
     std = torch.tensor(PREPROCESS["std"]).view(1, 3, 1, 1)

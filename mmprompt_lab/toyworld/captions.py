@@ -20,8 +20,11 @@ def _pick(rng: np.random.Generator, options: list[str]) -> str:
     return options[rng.integers(len(options))]
 
 
-def caption(scene: Scene, rng: np.random.Generator) -> str:
-    """A natural-language caption of `scene`, e.g. "two small blue stars on the grass"."""
+def caption(scene: Scene, rng: np.random.Generator, name_p: float = 1.0) -> str:
+    """A natural-language caption of `scene`, e.g. "two small blue stars on the grass".
+
+    `name_p` < 1 names the object only with that probability, else a generic noun ("two small blue
+    things on the grass"); it is drawn only when asked, so the default stream is unchanged."""
     obj, count = scene.objects[0], len(scene.objects)
     r = rng.uniform()
     if r < 0.04:  # background only
@@ -31,6 +34,8 @@ def caption(scene: Scene, rng: np.random.Generator) -> str:
         return f"a photo of a {attr} {_pick(rng, ['shape', 'object', 'thing'])}."
     syn = SHAPE_SYNONYMS.get(obj.shape, [obj.shape])
     noun = syn[0] if rng.uniform() < 0.75 else _pick(rng, syn)
+    if name_p < 1 and rng.uniform() >= name_p:
+        noun = _pick(rng, ["shape", "object", "thing"])
     words = [_pick(rng, COUNT_WORDS[count])]
     if rng.uniform() < 0.3:
         words.append("small" if obj.radius < 0.3 else ("big" if obj.radius > 0.5 else "medium"))

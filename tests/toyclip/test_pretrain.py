@@ -63,3 +63,9 @@ def test_resume_refuses_another_recipe(tmp_path):
 def test_unknown_recipe_key_is_named():
     with pytest.raises(ValueError, match="PretrainConfig has no option 'warmpu'.*'warmup'"):
         pretrain("unused", steps=1, warmpu=3)
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.5, 1.5])
+def test_caption_name_p_outside_0_1_is_refused(bad):
+    with pytest.raises(ValueError, match="caption_name_p must be in"):
+        PretrainConfig(caption_name_p=bad)

@@ -71,6 +71,25 @@ def test_captions_name_the_object_or_an_attribute():
             assert any(plural(n) in text for n in nouns), text
 
 
+def test_caption_name_p_names_the_object_that_often_and_leaves_the_default_stream_alone():
+    def texts(name_p):
+        rng = np.random.default_rng(5)
+        out = []
+        for _ in range(1000):
+            scene = sample_scene(rng)
+            nouns = SHAPE_SYNONYMS.get(scene.objects[0].shape, [scene.objects[0].shape])
+            text = caption(scene, rng) if name_p is None else caption(scene, rng, name_p)
+            out.append((text, any(w in text.split() or w + "." in text.split() for n in nouns
+                                  for w in (n, plural(n)))))
+        return out
+
+    default, explicit, weak = texts(None), texts(1.0), texts(0.4)
+    assert default == explicit  # name_p=1 draws nothing extra: same captions, same RNG stream
+    named = np.mean([n for _, n in default]), np.mean([n for _, n in weak])
+    assert named[0] > 0.75 and 0.3 < named[1] / named[0] < 0.5, named  # ≈ 0.4 of the default
+    assert any(" thing" in t or " object" in t for t, n in weak if not n)  # a generic noun instead
+
+
 def test_pretraining_world_holds_out_compositions_and_styles():
     rng = np.random.default_rng(0)
     scenes = [sample_scene(rng, PRETRAIN_WORLD) for _ in range(2000)]
