@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .seeding import rng_scope
+
 log = logging.getLogger(__name__)
 
 LayerHook = Callable[[int, Optional[Tensor], Optional[Tensor]], tuple]
@@ -225,7 +227,8 @@ def load_clip(name: str = "toyclip", pretrained: str | bool | None = None, devic
         weights = {None: True, "random": False, "none": False}.get(pretrained, pretrained)
         if name != "toyclip":
             weights = Path(name).expanduser()
-        with _seeded(weights is False):
+        # random-weight backbones come from a fixed seed, so checkpoints on them reload exactly
+        with rng_scope(0 if weights is False else None):
             model, tokenizer, pre = create_toyclip(pretrained=weights)
         tag = None if weights is True else ("random" if weights is False else str(weights))
         clip = FrozenCLIP(model, tokenizer, "toyclip", tag, pre["mean"], pre["std"])
@@ -241,7 +244,7 @@ def load_clip(name: str = "toyclip", pretrained: str | bool | None = None, devic
             if pretrained not in known:
                 raise ValueError(f"{name!r} has no pretrained tag {pretrained!r} and no such file; tags: {known}")
         try:
-            with _seeded(not pretrained):
+            with rng_scope(None if pretrained else 0):
                 model = open_clip.create_model(name, pretrained=pretrained or None, precision=precision,
                                                require_pretrained=bool(pretrained))
         except Exception as err:  # network/cache failures: say what to do
@@ -258,19 +261,6 @@ def load_clip(name: str = "toyclip", pretrained: str | bool | None = None, devic
         clip = FrozenCLIP(model, open_clip.get_tokenizer(name), name, pretrained or None,
                           pre.get("mean", OPENAI_MEAN), pre.get("std", OPENAI_STD))
     return clip.to(device)
-
-
-def _seeded(active: bool, seed: int = 0):
-    """Random-weight backbones are drawn from a fixed seed (without touching the global RNG), so a
-    checkpoint trained on "toyclip:random" or a random ViT reloads onto the very same weights."""
-    import contextlib
-
-    if not active:
-        return contextlib.nullcontext()
-    stack = contextlib.ExitStack()
-    stack.enter_context(torch.random.fork_rng(devices=[]))
-    torch.manual_seed(seed)
-    return stack
 
 
 def normalize(x: Tensor) -> Tensor:

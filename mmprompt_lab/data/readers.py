@@ -26,6 +26,7 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
+from ..io import write_json
 from .base import SPLITS, DatasetSource, Item, register_dataset
 from .images import is_image_file, load_rgb
 from .manifest import Manifest, list_manifests, load_manifest
@@ -76,13 +77,6 @@ def _read_lines(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _write_json_atomic(path: Path, data: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _cache_file(kind: str, manifest: Manifest, folder: Path) -> Path:
     digest = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:12]
     return cache_dir() / kind / f"{manifest.name}-{digest}.json"
@@ -120,7 +114,7 @@ def write_split_file(path: str | Path, splits: Splits, image_dir: str | Path) ->
     image_dir = Path(image_dir)
     data = {split: [[Path(it.path).relative_to(image_dir).as_posix(), it.label, it.classname]
                     for it in splits[split]] for split in SPLITS}
-    _write_json_atomic(Path(path), data)
+    write_json(Path(path), data)
 
 
 def classnames_from_splits(splits: Splits, where: str) -> list[str]:
@@ -384,7 +378,7 @@ def _read_imagenet(m: Manifest, ddir: Path) -> Read:
         diff = sorted(set(wnids) ^ set(test_wnids))
         raise ValueError(f"{image_dir}: train/ and val/ must hold the same wnid folders; differ in {diff[:5]}")
     splits = {"train": train, "test": test}
-    _write_json_atomic(cache, {"wnids": wnids, **{s: [[Path(it.path).relative_to(image_dir).as_posix(), it.label]
+    write_json(cache, {"wnids": wnids, **{s: [[Path(it.path).relative_to(image_dir).as_posix(), it.label]
                                                       for it in items] for s, items in splits.items()}})
     return splits, [names[w] for w in wnids], {"listing": str(cache)}
 

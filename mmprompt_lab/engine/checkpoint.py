@@ -10,40 +10,18 @@ records the weights' hash, so an interrupted save never leaves a half-written or
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..io import atomic_write, read_json, sha256_file, write_json
 from ..learners.base import PromptLearner
 from ..learners.registry import get_learner_class
 
 FORMAT = "mmprompt_lab.learner/1"
 
 
-def atomic_write(path: Path, write) -> None:
-    """Call `write(tmp_path)` then rename onto `path` (atomic on POSIX and Windows)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2)))
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _tensors(state: dict) -> dict:
@@ -57,8 +35,8 @@ def save_learner(learner: PromptLearner, out_dir: str | Path, extra: dict | None
     atomic_write(weights, lambda tmp: save_file(_tensors(learner.learner_state_dict()), tmp))
     card = {"format": FORMAT, "method": learner.name, "config": learner.config.to_dict(),
             "backbone": learner.clip.id, "classnames": learner.classnames,
-            "weights_sha256": _sha256(weights), **(extra or {})}
-    _write_json(out / "learner.json", card)
+            "weights_sha256": sha256_file(weights), **(extra or {})}
+    write_json(out / "learner.json", card)
     return out
 
 
@@ -70,10 +48,9 @@ def read_card(path: str | Path) -> dict:
     if not card_path.exists():
         raise FileNotFoundError(f"no checkpoint at {folder}: {card_path.name} is missing "
                                 "(expected the output folder of `mmprompt-lab tune` or `save_learner`)")
-    try:
-        card = json.loads(card_path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{card_path} is not valid JSON ({err}); the checkpoint is corrupt") from err
+    card = read_json(card_path, "checkpoint card")
+    if not isinstance(card, dict):
+        raise ValueError(f"{card_path} is not an mmprompt_lab learner card (a JSON object was expected)")
     missing = [k for k in ("format", "method", "config", "backbone", "classnames", "weights_sha256") if k not in card]
     if missing or card.get("format") != FORMAT:
         raise ValueError(f"{card_path} is not an mmprompt_lab learner card (missing {missing}, "
@@ -105,7 +82,7 @@ def load_learner(path: str | Path, clip=None, *, method: str | None = None, devi
     weights = folder / "learner.safetensors"
     if not weights.exists():
         raise FileNotFoundError(f"{weights} is missing; the checkpoint is incomplete")
-    if _sha256(weights) != card["weights_sha256"]:
+    if sha256_file(weights) != card["weights_sha256"]:
         raise ValueError(f"{weights} does not match the hash in learner.json: the checkpoint is corrupt or "
                          "was modified; re-run training or restore both files together")
     try:
@@ -132,8 +109,8 @@ def save_train_state(folder: str | Path, learner: PromptLearner, optimizer: torc
     tensors = {**{f"learner.{k}": v for k, v in learner.learner_state_dict().items()}, **momentum}
     path = folder / "train_state.safetensors"
     atomic_write(path, lambda tmp: save_file(_tensors(tensors), tmp))
-    _write_json(folder / "train_state.json", {"epochs_done": epochs_done, "history": history.to_dict(),
-                                              "method": learner.name, "sha256": _sha256(path)})
+    write_json(folder / "train_state.json", {"epochs_done": epochs_done, "history": history.to_dict(),
+                                              "method": learner.name, "sha256": sha256_file(path)})
 
 
 def load_train_state(folder: str | Path, learner: PromptLearner, optimizer: torch.optim.Optimizer, history) -> int:
@@ -142,11 +119,11 @@ def load_train_state(folder: str | Path, learner: PromptLearner, optimizer: torc
     meta_path, path = folder / "train_state.json", folder / "train_state.safetensors"
     if not meta_path.exists():
         return 0
-    meta = json.loads(meta_path.read_text())
+    meta = read_json(meta_path, "training state")
     if meta.get("method") != learner.name:
         raise ValueError(f"{folder} holds the training state of {meta.get('method')!r}, not {learner.name!r}; "
                          "use another --out folder")
-    if not path.exists() or _sha256(path) != meta["sha256"]:
+    if not path.exists() or sha256_file(path) != meta["sha256"]:
         raise ValueError(f"{path} is missing or does not match train_state.json; delete both to start afresh")
     tensors = load_file(str(path))
     device = learner.clip.device

@@ -11,7 +11,7 @@ from .transforms import test_transform
 
 
 def harmonic_mean(base: float, novel: float) -> float:
-    """HM = 2·B·N / (B + N) (PROTOCOL.md §1); 0 when both are 0."""
+    """HM = 2·B·N / (B + N), the base-to-novel summary; 0 when both are 0."""
     return 2 * base * novel / (base + novel) if base + novel > 0 else 0.0
 
 
@@ -29,23 +29,28 @@ def predict_logits(learner: PromptLearner, dataset: ImageDataset, *, batch_size:
     Text features of learners that do not condition on the image are computed once.
     """
     device = pick_device(device)
+    training = learner.training
     learner.to(device).eval()
-    if list(dataset.classnames) != list(learner.classnames):
-        learner.set_classnames(dataset.classnames)  # e.g. base → novel: only class buffers change
     loader = make_loader(dataset.with_transform(test_transform(learner.clip)),
                          batch_size or learner.preset.eval_batch_size, shuffle=False)
     logits, labels = [], []
-    with autocast(device, precision):
+    # the dataset's class names for this call only (e.g. base → novel); the learner is left as it was
+    with learner.use_classnames(dataset.classnames), autocast(device, precision):
         text = None if learner.conditional else learner.encode_text()
         for images, y in tqdm(loader, desc=f"eval {dataset.name}", disable=not progress, leave=False):
             logits.append(learner(images.to(device), text_features=text).float().cpu())
             labels.append(y)
-    return torch.cat(logits), torch.cat(labels)
+    learner.train(training)
+    logits = torch.cat(logits)  # (N, C)
+    if not torch.isfinite(logits).all():
+        raise FloatingPointError(f"{learner.name} gave NaN or infinite logits on {dataset.name} "
+                                 f"({dataset.split}); its prompts are not usable (retrain with a lower lr)")
+    return logits, torch.cat(labels)
 
 
 def evaluate(learner: PromptLearner, dataset: ImageDataset, *, batch_size: int | None = None,
              device: str | None = None, precision: str = "auto", progress: bool = False) -> dict:
-    """Evaluate on a dataset; the learner's class names are switched to the dataset's if they differ.
+    """Evaluate on a dataset, scored against the dataset's class names (the learner is not changed).
 
     Returns {"accuracy": top-1 %, "macro_accuracy": mean per-class %, "per_class_accuracy": {name: %},
     "confusion": C×C counts (rows = true), "n": images, "dataset", "split"}.

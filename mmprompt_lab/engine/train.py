@@ -10,20 +10,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
-import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..data.base import ImageDataset
 from ..learners.base import PromptLearner
+from ..seeding import seed_everything
 from . import distributed
 from .transforms import train_transform
 
@@ -94,10 +91,24 @@ def configure_threads(threads: int | None, model: str, device: str | None) -> No
         torch.set_num_threads(threads)
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+def check_recipe(epochs: int, batch_size: int, lr: float, accumulate: int = 1) -> None:
+    """Refuse a recipe that cannot train: epochs, batch size and accumulation ≥ 1, a finite lr > 0."""
+    bad = [f"{name}={value!r}" for name, value, ok in (
+        ("epochs", epochs, isinstance(epochs, int) and epochs >= 1),
+        ("batch_size", batch_size, isinstance(batch_size, int) and batch_size >= 1),
+        ("accumulate", accumulate, isinstance(accumulate, int) and accumulate >= 1),
+        ("lr", lr, isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0)) if not ok]
+    if bad:
+        raise ValueError(f"cannot train with {', '.join(bad)}: epochs, batch_size and accumulate must be "
+                         "integers ≥ 1 and lr a finite number > 0")
+
+
+def check_finite(what: str, tensors, where: str) -> None:
+    """Stop training at the first NaN/inf, naming where it appeared (nothing is saved as finished)."""
+    for t in tensors:
+        if not torch.isfinite(t).all():
+            raise FloatingPointError(f"{what} became NaN or infinite at {where}: training stopped and nothing "
+                                     "was saved as a finished run; lower the learning rate (or use fp32)")
 
 
 def make_loader(dataset, batch_size: int, shuffle: bool, seed: int = 0, num_workers: int = 0,
@@ -141,9 +152,7 @@ def fit(learner: PromptLearner, train: ImageDataset, *, epochs: int | None = Non
     epochs = epochs if epochs is not None else preset.epochs
     batch_size = batch_size if batch_size is not None else preset.batch_size
     lr = lr if lr is not None else preset.lr
-    if epochs < 1 or batch_size < 1 or accumulate < 1 or lr <= 0:
-        raise ValueError(f"need epochs ≥ 1, batch_size ≥ 1, accumulate ≥ 1, lr > 0; got {epochs}, "
-                         f"{batch_size}, {accumulate}, {lr}")
+    check_recipe(epochs, batch_size, lr, accumulate)
     params = learner.trainable_parameters()
     if not params:
         raise ValueError(f"{learner.name!r} has no trainable parameters; use evaluate() directly")
@@ -180,16 +189,15 @@ def fit(learner: PromptLearner, train: ImageDataset, *, epochs: int | None = Non
         for n, (images, labels) in enumerate(bar):
             images, labels = images.to(device), labels.to(device)
             with autocast(device, precision):
-                logits = model(images)
-                loss = F.cross_entropy(logits.float(), labels)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"loss became {loss.item()} at epoch {epoch + 1}, step {n + 1} (lr {epoch_lr:.3g}); "
-                    "lower the learning rate or use precision='fp32'. No checkpoint was written for this epoch.")
+                loss, logits = model(images, labels=labels)
+            where = f"epoch {epoch + 1}, step {n + 1} (lr {epoch_lr:.3g})"
+            check_finite("the loss", [loss], where)
             (loss / accumulate).backward()
             if (n + 1) % accumulate == 0 or n + 1 == len(loader):
+                check_finite("a gradient", [p.grad for p in params if p.grad is not None], where)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
+                check_finite("a prompt parameter", params, where)
             total += len(labels)
             correct += (logits.argmax(-1) == labels).sum().item()
             loss_sum += loss.item() * len(labels)
@@ -207,6 +215,8 @@ def fit(learner: PromptLearner, train: ImageDataset, *, epochs: int | None = Non
         history.lr.append(epoch_lr)
         log.info("epoch %d/%d loss %.4f acc %.2f lr %.3g", epoch + 1, epochs, history.epoch_loss[-1],
                  history.epoch_accuracy[-1], epoch_lr)
+        if finished:
+            learner.on_epoch_end(epoch, epochs)
         if on_epoch_end:
             on_epoch_end(state)
         if checkpoint_dir is not None and finished and distributed.is_main():  # a partial epoch is never saved

@@ -14,11 +14,12 @@ before each block. Subclasses override a few hooks:
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterable, Mapping
+from typing import Any, ClassVar, Iterable, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -247,6 +248,24 @@ class PromptLearner(nn.Module):
             if isinstance(module, PromptTokens):
                 module.set_classnames(self.classnames)
 
+    @contextlib.contextmanager
+    def use_classnames(self, classnames: list[str]) -> Iterator["PromptLearner"]:
+        """Temporarily switch to other class names (base → novel, source → target), restoring the
+        learner's own on exit — so evaluating on other classes never changes the learner.
+
+            with learner.use_classnames(novel.classnames):
+                logits = learner(images)  # (B, C_novel)
+        """
+        own = list(self.classnames)
+        if list(classnames) == own:
+            yield self
+            return
+        self.set_classnames(classnames)
+        try:
+            yield self
+        finally:
+            self.set_classnames(own)
+
     # -- the forward ----------------------------------------------------------------------
     def vision_input(self, images: Tensor) -> Tensor:
         """(B, 3, H, W) → (B, T, Dv) tokens entering block 0, with the layer-0 visual prompts."""
@@ -285,13 +304,30 @@ class PromptLearner(nn.Module):
             return scale * torch.einsum("be,bce->bc", img, txt)  # (B, C)
         return scale * img @ txt.t()  # (B, C)
 
-    def forward(self, images: Tensor, text_features: Tensor | None = None) -> Tensor:
-        """(B, 3, H, W) preprocessed images → (B, C) logits. `text_features` reuses cached ones."""
+    def forward(self, images: Tensor, text_features: Tensor | None = None,
+                labels: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
+        """(B, 3, H, W) preprocessed images → (B, C) logits. `text_features` reuses cached ones.
+        With `labels` (B,) → (loss, logits) from `training_loss` (one entry point, so DDP sees it)."""
+        if labels is not None:
+            return self.training_loss(images, labels)
         if text_features is not None and not self.conditional:
             return self.logits(self.encode_image(images), text_features)
         if self.conditional:
             return self.logits(*self.encode(images))
         return self.logits(self.encode_image(images), self.encode_text())
+
+    # -- training hooks (the engine's seam for regularisers and schedules) --------------------
+    def training_loss(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        """The loss `fit` minimises and the logits it reports: (scalar loss, (B, C) logits).
+        Default: cross-entropy on the scaled cosine logits. A learner adds its own terms here
+        (e.g. a pull toward the frozen CLIP's features) from the same forward pass."""
+        logits = self(images)  # (B, C)
+        return F.cross_entropy(logits.float(), labels), logits
+
+    def on_epoch_end(self, epoch: int, epochs: int) -> None:
+        """Called by `fit` after each finished epoch (0-based `epoch` of `epochs`); e.g. to update
+        an aggregate of the prompts over epochs. Any state it keeps must be in buffers or
+        parameters, so that an epoch checkpoint restores it."""
 
     # -- helpers for learners with fixed (hand-template) text --------------------------------
     def fixed_text_features(self, templates: Iterable[str]) -> Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import difflib
 
 from ..backbone import FrozenCLIP
+from ..seeding import rng_scope
 from .base import PromptLearner
 
 _LEARNERS: dict[str, type[PromptLearner]] = {}
@@ -33,12 +34,19 @@ def get_learner_class(name: str) -> type[PromptLearner]:
     return _LEARNERS[key]
 
 
-def create_learner(name: str, clip: FrozenCLIP, classnames: list[str], **overrides) -> PromptLearner:
+def create_learner(name: str, clip: FrozenCLIP, classnames: list[str], *, seed: int | None = None,
+                   **overrides) -> PromptLearner:
     """Build a learner with its official defaults; `overrides` are checked against its config.
 
+    Args:
+        seed: draws the random prompt initialisation from a generator seeded with it (the global
+            generator is left untouched), so the same seed gives the same initial prompts in any
+            process. None draws from the global generator.
+
     Example:
-        >>> learner = create_learner("maple", clip, classnames=["cat", "dog"], n_ctx=2)
+        >>> learner = create_learner("maple", clip, classnames=["cat", "dog"], seed=1, n_ctx=2)
     """
     cls = get_learner_class(name)
     config = cls.config_class.from_overrides(**overrides)
-    return cls(clip, list(classnames), config)
+    with rng_scope(seed):
+        return cls(clip, list(classnames), config)

@@ -31,7 +31,7 @@ import torch
 from ..backbone import FrozenCLIP, load_clip
 from ..data.base import ImageDataset, load_dataset
 from ..engine import base_novel, evaluate, fit, load_learner, read_card, save_learner
-from ..engine.checkpoint import atomic_write
+from ..io import write_json
 from ..learners import create_learner
 from ..learners.base import PromptLearner
 from ..learners.registry import get_learner_class
@@ -221,7 +221,7 @@ def _finish(protocol: str, session: Session, config: dict, records: list[dict], 
               "finished": _now(), "seconds": round(time.time() - t0, 1)}
     if out is not None:
         path = Path(out) / f"{protocol}-{session.method}.json"
-        atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
+        write_json(path, result)
         result["path"] = str(path)
     return result
 

@@ -126,7 +126,12 @@ def test_checkpoint_refuses_mismatch_and_corruption(tiny_clip, tmp_path):
         load_learner(tmp_path, clip=tiny_clip)
 
 
-def test_evaluate_switches_class_names(tiny_clip):
-    learner = create_learner("coop", tiny_clip, ["a", "b", "c"], n_ctx=4)
+def test_evaluate_scores_other_class_names_and_leaves_the_learner_as_it_was(tiny_clip):
+    learner = create_learner("coop", tiny_clip, ["a", "b", "c"], n_ctx=4, seed=1)
+    before = {k: v.clone() for k, v in learner.prompts.state_dict(keep_vars=False).items()}
+    tokens = learner.prompts.tokens.clone()
     metrics = evaluate(learner, blobs(2, split="test"))
-    assert learner.classnames == list(COLOURS) and metrics["n"] == 8
+    assert metrics["n"] == 8 and len(metrics["confusion"]) == len(COLOURS)
+    assert learner.classnames == ["a", "b", "c"]  # pure: the learner keeps its own classes
+    assert torch.equal(learner.prompts.tokens, tokens)
+    assert before.keys() == learner.prompts.state_dict().keys()
