@@ -105,6 +105,21 @@ class ImageDataset(Dataset):
         return ImageDataset(self.source, self.split, self.items, self.classnames, transform, self.info,
                             self.skip_bad_images)
 
+    def first_per_class(self, k: int | None) -> "ImageDataset":
+        """The first `k` items of each class, in split order (quick test sets); None = all items."""
+        if k is None:
+            return self
+        if k < 1:
+            raise ValueError(f"the per-class cap must be ≥ 1 or None (all images), got {k}")
+        counts: dict[int, int] = {}
+        items = []
+        for item in self.items:
+            counts[item.label] = counts.get(item.label, 0) + 1
+            if counts[item.label] <= k:
+                items.append(item)
+        return ImageDataset(self.source, self.split, items, self.classnames, self.transform,
+                            {**self.info, "per_class": k}, self.skip_bad_images)
+
     def __repr__(self) -> str:
         return (f"ImageDataset({self.name!r}, split={self.split!r}, {len(self)} images, "
                 f"{len(self.classnames)} classes, {self.info})")
