@@ -100,8 +100,9 @@ def load_learner(path: str | Path, clip=None, *, method: str | None = None, devi
 
 # ----------------------------------------------------------------------------- resumable fit
 def save_train_state(folder: str | Path, learner: PromptLearner, optimizer: torch.optim.Optimizer,
-                     history, epochs_done: int) -> None:
-    """Learner + SGD momentum + history after `epochs_done` epochs (used by `fit(checkpoint_dir=)`)."""
+                     history, epochs_done: int, recipe: dict) -> None:
+    """Learner + SGD momentum + history after `epochs_done` epochs, and the `recipe` (learner config,
+    class names, epochs, lr, batch size, seed, …) they were made with (used by `fit(checkpoint_dir=)`)."""
     folder = Path(folder)
     names = {id(p): n for n, p in learner.named_parameters()}
     momentum = {f"momentum.{names[id(p)]}": s["momentum_buffer"] for p, s in optimizer.state.items()
@@ -110,22 +111,37 @@ def save_train_state(folder: str | Path, learner: PromptLearner, optimizer: torc
     path = folder / "train_state.safetensors"
     atomic_write(path, lambda tmp: save_file(_tensors(tensors), tmp))
     write_json(folder / "train_state.json", {"epochs_done": epochs_done, "history": history.to_dict(),
-                                              "method": learner.name, "sha256": sha256_file(path)})
+                                             "method": learner.name, "recipe": recipe, "sha256": sha256_file(path)})
 
 
-def load_train_state(folder: str | Path, learner: PromptLearner, optimizer: torch.optim.Optimizer, history) -> int:
-    """Restore what `save_train_state` wrote; returns the number of epochs already done (0 if none)."""
+def load_train_state(folder: str | Path, learner: PromptLearner, optimizer: torch.optim.Optimizer, history,
+                     recipe: dict) -> int:
+    """Restore what `save_train_state` wrote; returns the number of epochs already done (0 if none).
+    A state made with another recipe is refused (resuming it would silently return other weights)."""
     folder = Path(folder)
     meta_path, path = folder / "train_state.json", folder / "train_state.safetensors"
     if not meta_path.exists():
         return 0
     meta = read_json(meta_path, "training state")
+    fix = f"delete {meta_path.name} and {path.name} in {folder} to start afresh"
+    if not isinstance(meta, dict) or not isinstance(meta.get("sha256"), str) or \
+            not isinstance(meta.get("epochs_done"), int) or not isinstance(meta.get("history"), dict):
+        raise ValueError(f"{meta_path} is not a valid training state (needs epochs_done, history and the "
+                         f"weights' sha256); {fix}")
     if meta.get("method") != learner.name:
         raise ValueError(f"{folder} holds the training state of {meta.get('method')!r}, not {learner.name!r}; "
-                         "use another --out folder")
+                         "use another folder")
+    saved = meta.get("recipe")
+    if saved != recipe:
+        diff = sorted(k for k in set(saved or {}) | set(recipe) if (saved or {}).get(k) != recipe.get(k))
+        raise ValueError(f"{folder} holds a training state made with other settings ({', '.join(diff)} differ); "
+                         f"resume with the same settings, or {fix}")
     if not path.exists() or sha256_file(path) != meta["sha256"]:
-        raise ValueError(f"{path} is missing or does not match train_state.json; delete both to start afresh")
-    tensors = load_file(str(path))
+        raise ValueError(f"{path} is missing or does not match train_state.json; {fix}")
+    try:
+        tensors = load_file(str(path))
+    except Exception as err:  # safetensors raises its own error types
+        raise ValueError(f"cannot read {path} ({err}); {fix}") from err
     device = learner.clip.device
     learner.load_learner_state_dict({k[8:]: v.to(device) for k, v in tensors.items() if k.startswith("learner.")})
     params = dict(learner.named_parameters())
@@ -134,4 +150,4 @@ def load_train_state(folder: str | Path, learner: PromptLearner, optimizer: torc
             optimizer.state[params[key[9:]]]["momentum_buffer"] = value.to(device)
     for key, value in meta["history"].items():
         setattr(history, key, value)
-    return int(meta["epochs_done"])
+    return meta["epochs_done"]

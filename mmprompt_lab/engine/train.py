@@ -8,6 +8,7 @@ checkpoint ends bit-identical to an uninterrupted one on CPU.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 from dataclasses import asdict, dataclass, field
@@ -20,6 +21,7 @@ from tqdm.auto import tqdm
 
 from ..data.base import ImageDataset
 from ..learners.base import PromptLearner
+from ..io import dumps
 from ..seeding import seed_everything
 from . import distributed
 from .transforms import train_transform
@@ -168,10 +170,15 @@ def fit(learner: PromptLearner, train: ImageDataset, *, epochs: int | None = Non
     data = train.with_transform(train_transform(learner.clip, augment or train.augment))
     optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     history, start = History(), 0
+    recipe = {"config": learner.config.to_dict(), "classnames": list(learner.classnames), "epochs": epochs,
+              "batch_size": batch_size, "lr": lr, "seed": seed, "accumulate": accumulate, "augment": augment,
+              "precision": precision, "warmup_epochs": warmup_epochs, "warmup_lr": warmup_lr,
+              "momentum": momentum, "weight_decay": weight_decay, "train_items": len(train)}
+    recipe = json.loads(dumps(recipe))  # as it reads back from disk (tuples → lists)
     if checkpoint_dir is not None:
         from .checkpoint import load_train_state
 
-        start = load_train_state(checkpoint_dir, learner, optimizer, history)
+        start = load_train_state(checkpoint_dir, learner, optimizer, history, recipe)
     shard = math.ceil(len(data) / distributed.world_size())
     steps_per_epoch = 1 if shard < batch_size else shard // batch_size
     state = TrainState(start, epochs, start * steps_per_epoch, steps_per_epoch, float("nan"), lr, 0.0, history)
@@ -222,7 +229,7 @@ def fit(learner: PromptLearner, train: ImageDataset, *, epochs: int | None = Non
         if checkpoint_dir is not None and finished and distributed.is_main():  # a partial epoch is never saved
             from .checkpoint import save_train_state
 
-            save_train_state(checkpoint_dir, learner, optimizer, history, epoch + 1)
+            save_train_state(checkpoint_dir, learner, optimizer, history, epoch + 1, recipe)
         if state.stop:
             history.stopped_early = epoch + 1 < epochs
             break
