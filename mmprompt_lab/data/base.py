@@ -1,5 +1,5 @@
 """Datasets as plain item lists: one record per image, a registry of sources, the official few-shot
-sampler and the base/novel split (reference: PROTOCOL.md §1).
+sampler and the base/novel split (reference: docs/protocols.md §1).
 
 A *source* knows where a dataset's images are and lists its splits; `load_dataset` turns a source
 into an `ImageDataset` (the exact selection for a split, shots, seed and class subsample).
@@ -55,7 +55,7 @@ class DatasetSource:
     splits: dict[str, list[Item]]
     load_image: Callable[[Item], Image.Image]
     augment: str = "official"
-    template: str = "a photo of a {}."  # the dataset's zero-shot template (METHODS.md §1)
+    template: str = "a photo of a {}."  # the dataset's zero-shot template (docs/methods.md §1)
     meta: dict = field(default_factory=dict)
 
 
@@ -177,7 +177,7 @@ def _import_builtin_sources() -> None:
 
 # ----------------------------------------------------------------------------- protocol
 def sample_few_shot(split_items: Sequence[list[Item]], shots: int, seed: int) -> list[list[Item]]:
-    """The official few-shot sampler (PROTOCOL.md §1).
+    """The official few-shot sampler (docs/protocols.md §1).
 
     `random.seed(seed)` once; then for each list in order (train, then val) group by label in order
     of first appearance and draw `random.sample(items, k)` per label — all lists continue one random

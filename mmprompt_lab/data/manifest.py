@@ -2,7 +2,7 @@
 
 A manifest says where a dataset lives under the data root, what its folder must contain, how its
 splits are made, its class count and split sizes, its class-name conventions, its zero-shot
-template and where to get it (reference: PROTOCOL.md §2).
+template and where to get it (reference: docs/protocols.md §2).
 
     m = load_manifest("dtd")
     m.folder, m.split_file, m.num_classes, m.template

@@ -1,4 +1,4 @@
-"""Readers for the CoOp datasets and the ImageNet variants (reference: PROTOCOL.md §2).
+"""Readers for the CoOp datasets and the ImageNet variants (reference: docs/protocols.md §2).
 
 Every manifest in `data_manifests/` is registered under its name. A reader turns a dataset folder
 into item lists in the official order:

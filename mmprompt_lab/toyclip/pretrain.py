@@ -7,7 +7,7 @@ never shown; sketch, cartoon, noise and rendition styles never shown) with capti
         + w_pat·CE(pattern)
 
 where the auxiliary heads are linear maps of the image embedding, discarded after pretraining
-(reference/TOYCLIP.md: the auxiliary loss roughly doubled shape accuracy in a 7-minute run). The
+(docs/toyclip.md: the auxiliary loss roughly doubled shape accuracy in a 7-minute run). The
 prototype's 5·BCE(object multi-hot) averages over classes, so with 31 shapes its signal per image
 is ~3× weaker than with 10; a first run with it stayed at chance on shapes after 42k samples
 (first ToyCLIP session), hence cross-entropy on the (single) object shape.
@@ -54,7 +54,7 @@ class PretrainConfig:
 
     steps: int = 3600  # optimiser steps
     batch_size: int = 128  # image–caption pairs per step
-    lr: float = 1e-3  # peak AdamW learning rate (TOYCLIP.md)
+    lr: float = 1e-3  # peak AdamW learning rate (docs/toyclip.md)
     seed: int = 0  # data stream and initialisation
     warmup: int = 100  # linear warm-up steps, then constant lr
     decay_steps: int = 800  # final steps over which lr follows a cosine to 0
@@ -62,8 +62,8 @@ class PretrainConfig:
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = 1e-6
     aux_object: float = 1.0  # weight of CE on the object's shape
-    aux_colour: float = 0.5  # weight of CE on the object's colour (TOYCLIP.md)
-    aux_background: float = 0.5  # weight of CE on the background (TOYCLIP.md)
+    aux_colour: float = 0.5  # weight of CE on the object's colour (docs/toyclip.md)
+    aux_background: float = 0.5  # weight of CE on the background (docs/toyclip.md)
     aux_pattern: float = 1.0  # weight of CE on the object's pattern
     caption_name_p: float = 1.0  # probability that a caption names the object's shape (else "thing")
     image_size: int = 32  # render size = ToyCLIP input size
@@ -217,7 +217,7 @@ def pretrain(out_dir: str | Path, *, steps: int | None = None, batch_size: int |
     out.mkdir(parents=True, exist_ok=True)
     if threads:
         torch.set_num_threads(threads)
-    torch.set_flush_denormal(True)  # without it steps slow down 2× after ~50 steps (TOYCLIP.md)
+    torch.set_flush_denormal(True)  # without it steps slow down 2× after ~50 steps (docs/toyclip.md)
     torch.manual_seed(cfg.seed)
     model = build_model()
     heads = AuxHeads(model.text_projection.shape[1])

@@ -6,7 +6,7 @@ import pytest
 from mmprompt_lab.data import list_datasets
 from mmprompt_lab.data.manifest import MANIFEST_DIR, SCHEMA, list_manifests, load_manifest, read_manifest
 
-EXPECTED = {  # name: (folder, classes, template) from PROTOCOL.md §2 / METHODS.md §1
+EXPECTED = {  # name: (folder, classes, template) from docs/protocols.md §2 / docs/methods.md §1
     "imagenet": ("imagenet", 1000, "a photo of a {}."),
     "caltech101": ("caltech-101", 100, "a photo of a {}."),
     "oxford_pets": ("oxford_pets", 37, "a photo of a {}, a type of pet."),
@@ -38,7 +38,7 @@ def test_every_dataset_has_a_valid_registered_manifest():
         assert m.sources and all(s["url"].startswith("https://") for s in m.sources)
         if name in BASE_NOVEL:
             assert m.base_novel == BASE_NOVEL[name]
-            assert m.base_novel[0] == -(-m.num_classes // 2)  # ceil(n/2), PROTOCOL.md §1
+            assert m.base_novel[0] == -(-m.num_classes // 2)  # ceil(n/2), docs/protocols.md §1
 
 
 def test_split_sizes_match_the_protocol():

@@ -1,4 +1,4 @@
-"""Few-shot sampling and base/novel split against an independent re-implementation of PROTOCOL.md §1."""
+"""Few-shot sampling and base/novel split against an independent re-implementation of docs/protocols.md §1."""
 import json
 import math
 import random
