@@ -8,33 +8,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
-import time
 from pathlib import Path
 
+from .config import parse_options
 from .engine.train import configure_threads
-
-
-def _parse_value(text: str):
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
-
-
-def _overrides(pairs: list[str]) -> dict:
-    """`--set n_ctx=4 --set ctx_init="a photo of a"` → {"n_ctx": 4, "ctx_init": "a photo of a"}."""
-    out = {}
-    for pair in pairs or []:
-        if "=" not in pair:
-            raise SystemExit(f"--set expects KEY=VALUE, got {pair!r}")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = _parse_value(value.strip())
-    return out
+from .io import dumps
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -71,7 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--accumulate", type=int, default=1, help="gradient accumulation steps")
     t.add_argument("--seed", type=int, default=1)
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="learner option, e.g. --set n_ctx=4")
-    t.add_argument("--out", default=None, help="output folder (default: runs/<method>-<dataset>-seed<seed>)")
+    t.add_argument("--out", default=None, help="output folder (default: a fresh runs/<method>-<dataset>-seed<seed>, "
+                   "numbered -2, -3, … when taken)")
+    t.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
+    t.add_argument("--resume", action="store_true", help="continue the interrupted run of this command from its "
+                   "last finished epoch (same settings required)")
     t.add_argument("--no-zeroshot", action="store_true", help="skip the zero-shot reference evaluation")
     t.add_argument("--no-progress", action="store_true")
     _add_model_args(t)
@@ -113,87 +97,147 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_metrics(metrics: dict, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(metrics, indent=2))
-        return
-    keys = [k for k in ("accuracy", "base", "novel", "hm", "zeroshot_accuracy", "zeroshot_base",
-                        "zeroshot_novel", "zeroshot_hm") if k in metrics]
-    print("  ".join(f"{k}={metrics[k]:.2f}" for k in keys))
-
-
 def cmd_tune(args) -> int:
-    import mmprompt_lab as mpl
+    from .backbone import load_clip
+    from .engine import save_learner
+    from .experiment import ExperimentSpec, run_experiment
+    from .io import write_json
+    from .learners import get_learner_class
+    from .runs import RunFolder
 
+    options = parse_options(args.set)
+    get_learner_class(args.method).config_class.from_overrides(**options)  # bad options fail before any work
+    spec = ExperimentSpec(args.method, args.dataset, shots=args.shots or None, seed=args.seed, base2new=args.base2new,
+                          epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, accumulate=args.accumulate,
+                          options=options, root=args.root, zeroshot_reference=not args.no_zeroshot,
+                          precision=args.precision)
+    if args.out:
+        run = RunFolder.open(args.out, overwrite=args.overwrite, resume=args.resume)
+    else:
+        run = RunFolder.fresh(f"runs/{spec.method}-{spec.dataset.replace('/', '_')}-seed{spec.seed}", resume=args.resume)
+    record = {**spec.to_dict(), "model": args.model, "pretrained": args.pretrained}
     configure_threads(args.threads, args.model, args.device)
-    clip = mpl.load_clip(args.model, pretrained=args.pretrained, device=args.device)
-    shots = args.shots or None
-    subsample = "base" if args.base2new else "all"
-    load = lambda split, sub: mpl.load_dataset(args.dataset, split=split, root=args.root,  # noqa: E731
-                                               shots=shots, seed=args.seed, subsample=sub)
-    train = load("train", subsample)
-    learner = mpl.create_learner(args.method, clip, train.classnames, **_overrides(args.set))
-    out = Path(args.out or f"runs/{learner.name}-{args.dataset.replace('/', '_')}-seed{args.seed}")
-    t0 = time.time()
-    history = mpl.fit(learner, train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                      device=args.device, precision=args.precision, accumulate=args.accumulate,
-                      progress=not args.no_progress)
-    train_s = time.time() - t0
-    tests = {"base": load("test", "base"), "novel": load("test", "novel")} if args.base2new else {"all": load("test", "all")}
-    metrics = _evaluate_all(learner, tests, args)
-    if not args.no_zeroshot and learner.name != "zeroshot":
-        zs = mpl.create_learner("zeroshot", clip, train.classnames, templates=(train.template,))
-        metrics |= {f"zeroshot_{k}": v for k, v in _evaluate_all(zs, tests, args).items() if k in ("accuracy", "base", "novel", "hm")}
-    metrics |= {"method": learner.name, "dataset": args.dataset, "shots": shots, "seed": args.seed,
-                "backbone": clip.id, "trainable_parameters": learner.num_trainable(),
-                "train_seconds": round(train_s, 1), "final_loss": history.epoch_loss[-1]}
-    data_args = {"dataset": args.dataset, "root": args.root, "shots": shots, "seed": args.seed,
-                 "base2new": args.base2new}
-    learner.set_classnames(train.classnames)
-    mpl.save_learner(learner, out, extra={"data": data_args, "history": history.to_dict()})
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    if not args.json:
-        print(f"{learner.name} on {args.dataset} ({len(train)} training images, {train_s:.0f} s) → {out}")
-    _print_metrics(metrics, args.json)
+    with run:
+        run.check_spec(record)
+        clip = load_clip(args.model, pretrained=args.pretrained, device=args.device)
+        say = (lambda *a: None) if args.json else print
+        if run.resumed:
+            say(f"resuming the interrupted run in {run.work}")
+        try:
+            result = run_experiment(spec, clip, device=args.device, progress=not args.no_progress,
+                                    on_epoch_end=None if args.json else _print_epoch,
+                                    checkpoint_dir=run.work)
+        except KeyboardInterrupt:
+            again = " ".join(["mmprompt-lab", *args.argv] + ([] if args.out else ["--out", str(run.final)]))
+            print(f"\ninterrupted: the finished epochs are kept in {run.work}; continue with: {again} --resume",
+                  file=sys.stderr)
+            return 130
+        learner, history = result.learner, result.history
+        metrics = {**result.metrics, "method": learner.name, "dataset": spec.dataset, "shots": spec.shots,
+                   "shots_used": result.train.info.get("shots_used", spec.shots), "seed": spec.seed,
+                   "backbone": clip.id, "trainable_parameters": learner.num_trainable(),
+                   "n_train": len(result.train), "n_test": {k: len(ds) for k, ds in result.tests.items()},
+                   "final_loss": history.epoch_loss[-1] if history else None, "notes": result.notes,
+                   "per_class_accuracy": result.evaluations[next(iter(result.tests))]["per_class_accuracy"]}
+        data = {"dataset": spec.dataset, "root": spec.root, "shots": spec.shots, "seed": spec.seed,
+                "base2new": spec.base2new}
+        save_learner(learner, run.work, extra={"data": data, "spec": record,
+                                               "history": history.to_dict() if history else None})
+        write_json(run.work / "metrics.json", metrics)
+        write_json(run.work / "run_info.json", {"train_seconds": result.train_seconds, "command": args.argv,
+                                                "environment": _environment(clip)})
+        out = run.commit()
+    if args.json:
+        print(dumps(metrics))
+        return 0
+    _print_summary(result, metrics, out)
     return 0
 
 
-def _evaluate_all(learner, tests: dict, args) -> dict:
-    """Evaluate on one test set ({"all": ds}) or on base and novel ({"base": ds, "novel": ds})."""
-    import mmprompt_lab as mpl
+def _print_epoch(state) -> None:
+    h = state.history
+    print(f"  epoch {state.epoch + 1}/{state.epochs}  loss {h.epoch_loss[-1]:.4f}  train accuracy "
+          f"{h.epoch_accuracy[-1]:5.1f} %  lr {h.lr[-1]:.3g}")
 
-    results = {k: mpl.evaluate(learner, ds, device=args.device, precision=args.precision) for k, ds in tests.items()}
-    if "all" in results:
-        r = results["all"]
-        return {"accuracy": r["accuracy"], "macro_accuracy": r["macro_accuracy"],
-                "per_class_accuracy": r["per_class_accuracy"]}
-    bn = mpl.base_novel(results["base"], results["novel"])
-    return {"accuracy": bn["base"], **bn}
+
+def _environment(clip) -> dict:
+    from .protocols.runner import environment
+
+    return environment(clip)
+
+
+def _print_summary(result, metrics: dict, out: Path) -> None:
+    spec, n = result.spec, metrics["n_test"]
+    what = f"{len(result.train)} training images ({spec.shots or 'all'} per class, seed {spec.seed})"
+    print(f"{result.learner.name} on {spec.dataset}: {what}, {result.train_seconds:.1f} s of training")
+    zs = spec.zeroshot_reference and result.learner.name != "zeroshot"
+    for key in (("base", "novel", "hm") if spec.base2new else ("accuracy",)):
+        label = {"accuracy": "accuracy", "base": "base", "novel": "novel", "hm": "harmonic mean"}[key]
+        images = f" on {n[key if key != 'accuracy' else 'all']} test images" if key != "hm" else ""
+        line = f"  {label:<14}{metrics[key]:6.2f} %{images}"
+        if zs:
+            line += f"   (zero-shot {metrics['zeroshot_' + key]:.2f} %, {metrics[key] - metrics['zeroshot_' + key]:+.2f})"
+        print(line)
+    for note in result.notes:
+        print(f"  note: {note}")
+    print(f"written to {out}/: {', '.join(sorted(p.name for p in out.iterdir()))}")
+    print(f"next: mmprompt-lab eval --checkpoint {out}    or    mmprompt-lab predict --checkpoint {out} IMAGE… "
+          "(a closed set: it ranks only the tuned class names)")
 
 
 def cmd_eval(args) -> int:
-    import mmprompt_lab as mpl
-    from .engine.checkpoint import read_card
+    from .engine import load_learner, read_card
+    from .experiment import ExperimentSpec, score
+    from .io import write_json
 
     card = read_card(args.checkpoint)
     configure_threads(args.threads, card["backbone"].split(":")[0], args.device)
-    data = card.get("data", {})
-    learner = mpl.load_learner(args.checkpoint, device=args.device)
+    data = card.get("data") or {}
     dataset = args.dataset or data.get("dataset")
     if dataset is None:
-        raise SystemExit("this checkpoint does not say which data it was tuned on; pass --dataset")
+        raise ValueError("this checkpoint does not say which data it was tuned on; pass --dataset")
     root = args.root or data.get("root")
-    subsample = args.subsample or ("base2new" if data.get("base2new") and not args.dataset else "all")
-    load = lambda sub: mpl.load_dataset(dataset, split=args.split, root=root, seed=data.get("seed", 1),  # noqa: E731
-                                        subsample=sub)
-    tests = {"base": load("base"), "novel": load("novel")} if subsample == "base2new" else {"all": load(subsample)}
-    metrics = _evaluate_all(learner, tests, args) | {"method": card["method"], "dataset": dataset,
-                                                     "split": args.split, "checkpoint": str(args.checkpoint)}
+    base2new = args.subsample is None and bool(data.get("base2new")) and not args.dataset
+    subsample = args.subsample or "all"
+    spec = ExperimentSpec(card["method"], dataset, shots=None, seed=data.get("seed", 1), base2new=base2new,
+                          root=root, zeroshot_reference=False, precision=args.precision,
+                          options={"templates": card["config"]["templates"]} if "templates" in card["config"] else {})
+    learner = load_learner(args.checkpoint, device=args.device)
+    tests = _eval_sets(spec, args.split, subsample)
+    tuned_subsample = "base" if data.get("base2new") else "all"
+    if base2new or (dataset == data.get("dataset") and subsample == tuned_subsample):  # the tuned classes
+        tuned = tests["base" if base2new else "all"]
+        if list(tuned.classnames) != list(card["classnames"]):
+            raise ValueError(f"{dataset} ({tuned_subsample} classes) now has the classes {tuned.classnames[:4]}…, but "
+                             f"the checkpoint was tuned on {card['classnames'][:4]}…: the data has changed (check "
+                             "--root), or pass --dataset/--subsample to evaluate other classes on purpose")
+    metrics, evals = score(learner, tests, spec, device=args.device)
+    metrics |= {"method": card["method"], "dataset": dataset, "split": args.split,
+                "n_test": {k: len(ds) for k, ds in tests.items()}, "checkpoint": str(args.checkpoint),
+                "per_class_accuracy": evals[next(iter(tests))]["per_class_accuracy"]}
     out = Path(args.out or Path(args.checkpoint) / "eval")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    _print_metrics(metrics, args.json)
+    write_json(out / "metrics.json", metrics)
+    if args.json:
+        print(dumps(metrics))
+        return 0
+    n = metrics["n_test"]
+    if base2new:
+        print(f"{card['method']} on {dataset} ({args.split}): base {metrics['base']:.2f} % ({n['base']} images), "
+              f"novel {metrics['novel']:.2f} % ({n['novel']} images), harmonic mean {metrics['hm']:.2f} %")
+    else:
+        print(f"{card['method']} on {dataset} ({args.split}, {subsample} classes): accuracy "
+              f"{metrics['accuracy']:.2f} % on {n['all']} images")
+    print(f"written: {out / 'metrics.json'}")
     return 0
+
+
+def _eval_sets(spec, split: str, subsample: str) -> dict:
+    from .data import load_dataset
+
+    def load(sub):
+        return load_dataset(spec.dataset, split=split, root=spec.root, seed=spec.seed, subsample=sub)
+
+    return {"base": load("base"), "novel": load("novel")} if spec.base2new else {"all": load(subsample)}
 
 
 def cmd_list(args) -> int:
@@ -226,13 +270,18 @@ COMMANDS = {"tune": cmd_tune, "eval": cmd_eval, "list": cmd_list, "pretrain": cm
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = [a for a in argv if a != "--resume"]
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
         if hasattr(args, "func"):
             return args.func(args)
         return COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, FloatingPointError, RuntimeError, ImportError) as err:
+    except KeyboardInterrupt:
+        print(f"\nmmprompt-lab {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, FloatingPointError, RuntimeError, ImportError) as err:
         if args.verbose:
             raise
         print(f"mmprompt-lab {args.command}: error: {err}", file=sys.stderr)

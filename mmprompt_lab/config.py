@@ -94,3 +94,19 @@ def convert(value: Any, annotation: Any, where: str) -> Any:
             raise ValueError(f"{where} expects text, got {value!r}")
         return value
     return value  # Any or a type this converter does not know: passed as it is
+
+
+def parse_options(pairs: list[str] | None) -> dict:
+    """`--set n_ctx=4 --set ctx_init="a photo of a"` → {"n_ctx": "4", "ctx_init": "a photo of a"}.
+
+    Values stay text here; the learner's config converts each to its declared type (and names the key
+    and the expected type when it cannot). "none"/"null" mean "keep the default"."""
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
+        key, value = (part.strip() for part in pair.split("=", 1))
+        if not key:
+            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
+        out[key] = None if value.lower() in ("none", "null") else value
+    return out

@@ -27,6 +27,7 @@ from typing import Any, Callable
 from .backbone import FrozenCLIP
 from .data.base import ImageDataset, load_dataset
 from .engine import History, base_novel, evaluate, fit
+from .engine.train import check_recipe
 from .learners import create_learner, get_learner_class
 from .learners.base import PromptLearner
 from .seeding import seed_everything
@@ -59,6 +60,7 @@ class ExperimentSpec:
         if self.shots is not None and (not isinstance(self.shots, int) or self.shots < 1):
             raise ValueError(f"shots must be an integer ≥ 1, or None for all images; got {self.shots!r} "
                              "(zero-shot CLIP is the method 'zeroshot', not 0 shots)")
+        check_recipe(self.epochs, self.batch_size, self.lr, self.accumulate)  # None = the preset
         if self.test_per_class is not None and self.test_per_class < 1:
             raise ValueError(f"test_per_class must be ≥ 1 or None (all test images), got {self.test_per_class}")
         if self.root is not None:

@@ -51,6 +51,41 @@ def check_writable(folder: Path) -> None:
         raise RunFolderError(f"cannot write into {folder}: {err.strerror or err}; choose another --out") from None
 
 
+class FolderLock:
+    """A lock file holding the writer's pid: a second writer gets a clear error, a stale lock (its
+    writer gone) is taken over. Usable as a context manager."""
+
+    def __init__(self, path: Path, guards: Path):
+        self.path, self.guards = Path(path), guards
+
+    def acquire(self) -> "FolderLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                pid = int(self.path.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and _pid_alive(pid):
+                raise RunFolderError(f"{self.guards} is being written by another run (pid {pid}, lock "
+                                     f"{self.path}); wait for it or choose another --out") from None
+            self.path.unlink(missing_ok=True)  # stale: its writer is gone
+            return self.acquire()
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return self
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> "FolderLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
 class RunFolder:
     """A run's final folder, its partial work folder and its lock (see the module docstring)."""
 
@@ -58,7 +93,7 @@ class RunFolder:
         self.final = final
         self.work = final.with_name(f".{final.name}.partial")
         self.lock = final.with_name(f".{final.name}.lock")
-        self._locked = False
+        self._lock: FolderLock | None = None
         self.resumed = False
 
     # ------------------------------------------------------------------ choosing the folder
@@ -76,6 +111,11 @@ class RunFolder:
                                  "(without --out every run gets a fresh folder)")
         if resume and not run.work.is_dir():
             raise RunFolderError(f"nothing to resume: {run.work} does not exist (no interrupted run of {final})")
+        if run.work.exists() and not resume:
+            if not overwrite:
+                raise RunFolderError(f"an interrupted run of {final} is kept in {run.work}; continue it with --resume, "
+                                     "or pass --overwrite to start afresh")
+            shutil.rmtree(run.work)
         return run
 
     @classmethod
@@ -111,26 +151,12 @@ class RunFolder:
         self._release()
 
     def _acquire(self) -> None:
-        try:
-            fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                pid = int(self.lock.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            if pid and _pid_alive(pid):
-                raise RunFolderError(f"{self.final} is being written by another run (pid {pid}, lock "
-                                     f"{self.lock}); wait for it or choose another --out") from None
-            self.lock.unlink(missing_ok=True)  # stale: its writer is gone
-            return self._acquire()
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
-        self._locked = True
+        self._lock = FolderLock(self.lock, self.final).acquire()
 
     def _release(self) -> None:
-        if self._locked:
-            self.lock.unlink(missing_ok=True)
-            self._locked = False
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     # ------------------------------------------------------------------ contents
     def check_spec(self, spec: dict) -> None:
@@ -142,7 +168,7 @@ class RunFolder:
                 diff = sorted(k for k in set(saved) | set(spec) if saved.get(k) != spec.get(k))
                 raise RunFolderError(f"the interrupted run in {self.work} was made with other settings "
                                      f"({', '.join(f'{k}: {saved.get(k)!r} → {spec.get(k)!r}' for k in diff)}); "
-                                     "resume it with the same command, or start a fresh run without --resume")
+                                     "resume it with the same command, or start afresh with --overwrite")
         else:
             write_json(path, spec)
 

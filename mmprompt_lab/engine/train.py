@@ -93,13 +93,17 @@ def configure_threads(threads: int | None, model: str, device: str | None) -> No
         torch.set_num_threads(threads)
 
 
-def check_recipe(epochs: int, batch_size: int, lr: float, accumulate: int = 1) -> None:
-    """Refuse a recipe that cannot train: epochs, batch size and accumulation ≥ 1, a finite lr > 0."""
+def check_recipe(epochs: int | None, batch_size: int | None, lr: float | None, accumulate: int = 1) -> None:
+    """Refuse a recipe that cannot train: epochs, batch size and accumulation ≥ 1, a finite lr > 0
+    (None = the method's preset, accepted)."""
+    def integer(v):
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
     bad = [f"{name}={value!r}" for name, value, ok in (
-        ("epochs", epochs, isinstance(epochs, int) and epochs >= 1),
-        ("batch_size", batch_size, isinstance(batch_size, int) and batch_size >= 1),
-        ("accumulate", accumulate, isinstance(accumulate, int) and accumulate >= 1),
-        ("lr", lr, isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0)) if not ok]
+        ("epochs", epochs, epochs is None or integer(epochs)),
+        ("batch_size", batch_size, batch_size is None or integer(batch_size)),
+        ("accumulate", accumulate, integer(accumulate)),
+        ("lr", lr, lr is None or isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0)) if not ok]
     if bad:
         raise ValueError(f"cannot train with {', '.join(bad)}: epochs, batch_size and accumulate must be "
                          "integers ≥ 1 and lr a finite number > 0")

@@ -71,15 +71,11 @@ def add_parsers(subparsers) -> None:
     p.set_defaults(func=cmd_predict)
 
 
-def _learner_options(pairs: list[str] | None) -> dict:
-    from ..cli import _overrides
-
-    return _overrides(pairs)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a protocol for each method, then print the table of everything in the results folder."""
     from .. import load_clip
+    from ..config import parse_options
+    from ..runs import check_writable
     from .aggregate import load_results, markdown_report, write_report
     from .runner import run_protocol
 
@@ -88,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ValueError("give --method or --methods, not both")
     methods = [args.method] if args.method else (args.methods or ["zeroshot", "coop", "maple"])
     common = dict(seeds=args.seeds, root=args.root, out=args.out, epochs=args.epochs, lr=args.lr,
-                  batch_size=args.batch_size, options=_learner_options(args.set), device=args.device,
+                  batch_size=args.batch_size, options=parse_options(args.set), device=args.device,
                   precision=args.precision, test_per_class=args.test_per_class, progress=args.progress)
     if protocol == "few_shot":
         common |= {"datasets": args.datasets, "shots": args.shots or (1, 2, 4, 8, 16)}
@@ -106,6 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.protocol} uses --datasets, not --source/--targets")
     from ..engine.train import configure_threads
 
+    check_writable(Path(args.out))  # before any training
     configure_threads(args.threads, args.model, args.device)
     clip = load_clip(args.model, pretrained=args.pretrained, device=args.device)
     for method in methods:

@@ -30,11 +30,11 @@ import torch
 
 from ..backbone import FrozenCLIP, load_clip
 from ..data.base import ImageDataset, load_dataset
-from ..engine import base_novel, evaluate, fit, load_learner, read_card, save_learner
-from ..io import write_json
-from ..learners import create_learner
+from ..engine import base_novel, evaluate, load_learner, read_card, save_learner
+from ..experiment import ExperimentSpec, scorer_for, train_learner
+from ..io import read_json, write_json
+from ..runs import FolderLock
 from ..learners.base import PromptLearner
-from ..learners.registry import get_learner_class
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,8 @@ def _slug(name: str) -> str:
 
 class Session:
     """One method on one backbone with fixed training settings: trains (or reloads) learners and
-    evaluates them. Used by the protocol functions; handy on its own in a notebook.
+    evaluates them, through the experiment pipeline (`mmprompt_lab.experiment`). Used by the
+    protocol functions; handy on its own in a notebook.
 
     Args:
         method: a learner name, or "zeroshot".
@@ -107,12 +108,13 @@ class Session:
                  lr: float | None = None, batch_size: int | None = None, options: dict | None = None,
                  device: str | None = None, precision: str = "auto", test_per_class: int | None = None,
                  checkpoints: str | Path | None = None, progress: bool = False):
-        self.method = get_learner_class(method).name  # validates the name ("VPT" → "vpt")
-        self.clip, self.root, self.options = clip, root, dict(options or {})
+        # the spec every run of this session shares (validated once, here)
+        self.spec = ExperimentSpec(method, root=str(root) if root else None, epochs=epochs, lr=lr,
+                                   batch_size=batch_size, options=dict(options or {}), precision=precision,
+                                   test_per_class=test_per_class, zeroshot_reference=False)
+        self.method, self.clip, self.root, self.options = self.spec.method, clip, self.spec.root, self.spec.options
         self.epochs, self.lr, self.batch_size = epochs, lr, batch_size
         self.device, self.precision, self.progress = device, precision, progress
-        if test_per_class is not None and test_per_class < 1:
-            raise ValueError(f"test_per_class must be ≥ 1 or None (all test images), got {test_per_class}")
         self.test_per_class = test_per_class
         self.checkpoints = Path(checkpoints) if checkpoints is not None else None
         self.trained: dict[tuple, PromptLearner] = {}
@@ -131,64 +133,43 @@ class Session:
                 subsample: str = "all") -> ImageDataset:
         """`load_dataset` with this session's root, and the test cap applied to test splits."""
         ds = load_dataset(name, split=split, root=self.root, shots=shots, seed=seed, subsample=subsample)
-        if split.startswith("test") and self.test_per_class is not None:
-            counts: dict[int, int] = {}
-            items = []
-            for item in ds.items:  # the first K of each class, in split order
-                counts[item.label] = counts.get(item.label, 0) + 1
-                if counts[item.label] <= self.test_per_class:
-                    items.append(item)
-            ds = ImageDataset(ds.source, ds.split, items, ds.classnames, None,
-                              {**ds.info, "test_per_class": self.test_per_class}, ds.skip_bad_images)
-        return ds
+        return ds.first_per_class(self.test_per_class) if split.startswith("test") else ds
 
     def learner(self, dataset: str, *, shots: int, seed: int, subsample: str = "all") -> PromptLearner:
         """The learner trained on `shots` per class of `dataset` (its `subsample` classes) with `seed`:
         trained once, then reused from memory or from the checkpoint folder."""
         key = (dataset, shots if not self.zeroshot else None, seed if not self.zeroshot else None, subsample)
-        if key in self.trained:
-            return self.trained[key]
-        train = self.dataset(dataset, "train", shots=shots, seed=seed, subsample=subsample)
-        if self.zeroshot:
-            learner = self._zeroshot(train)
-        else:
-            learner = self._load_or_train(train, shots, seed, subsample)
-        self.trained[key] = learner
-        return learner
+        if key not in self.trained:
+            spec = self.spec.replace(dataset=dataset, shots=shots, seed=seed, base2new=subsample == "base")
+            self.trained[key] = self._load_or_train(spec)
+        return self.trained[key]
 
-    def _zeroshot(self, ds: ImageDataset) -> PromptLearner:
-        options = {"templates": (ds.template,), **self.options}  # the dataset's template unless overridden
-        return create_learner("zeroshot", self.clip, ds.classnames, **options)
-
-    def _load_or_train(self, train: ImageDataset, shots: int, seed: int, subsample: str) -> PromptLearner:
-        run = {**self.config(), "dataset": train.name, "root": str(self.root) if self.root else None,
-               "shots": shots, "seed": seed, "subsample": subsample}
+    def _load_or_train(self, spec: ExperimentSpec) -> PromptLearner:
+        run = {**self.config(), "dataset": spec.dataset, "root": spec.root, "shots": spec.shots, "seed": spec.seed,
+               "subsample": spec.subsample}
         digest = hashlib.sha256(json.dumps(run, sort_keys=True, default=str).encode()).hexdigest()[:10]
         folder = None
-        if self.checkpoints is not None:
-            folder = self.checkpoints / f"{self.method}-{_slug(train.name)}-{subsample}-{shots}shot-seed{seed}-{digest}"
+        if self.checkpoints is not None and not self.zeroshot:
+            folder = self.checkpoints / (f"{self.method}-{_slug(spec.dataset)}-{spec.subsample}-{spec.shots}shot-"
+                                         f"seed{spec.seed}-{digest}")
             if (folder / "learner.json").exists() and read_card(folder).get("run") == _jsonable(run):
                 log.info("reusing %s", folder)
-                self.train_seconds[(train.name, shots, seed, subsample)] = 0.0
-                learner = load_learner(folder, self.clip)
-                return learner
-        learner = create_learner(self.method, self.clip, train.classnames, **self.options)
-        t0 = time.time()
-        history = fit(learner, train, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=seed,
-                      device=self.device, precision=self.precision, progress=self.progress)
-        self.train_seconds[(train.name, shots, seed, subsample)] = round(time.time() - t0, 2)
+                self.train_seconds[(spec.dataset, spec.shots, spec.seed, spec.subsample)] = 0.0
+                return load_learner(folder, self.clip)
+        learner, history, _, seconds = train_learner(spec, self.clip, device=self.device, progress=self.progress)
+        self.train_seconds[(spec.dataset, spec.shots, spec.seed, spec.subsample)] = round(seconds, 2)
         if folder is not None:
             save_learner(learner, folder, extra={"run": _jsonable(run), "history": history.to_dict()})
         return learner
 
     def test(self, learner: PromptLearner, dataset: str, *, subsample: str = "all",
              split: str = "test") -> dict:
-        """Top-1 accuracy (and macro accuracy, image count) of `learner` on a test selection; the
-        learner's class names are switched to the test set's (base → novel, source → target)."""
+        """Top-1 accuracy (and macro accuracy, image count) of `learner` on a test selection, scored
+        against the test set's class names (base → novel, source → target); a zero-shot learner uses
+        each dataset's own template unless templates were given."""
         ds = self.dataset(dataset, split, subsample=subsample)
-        if self.zeroshot and "templates" not in self.options:
-            learner = self._zeroshot(ds)  # each dataset with its own template
-        metrics = evaluate(learner, ds, device=self.device, precision=self.precision, progress=self.progress)
+        metrics = evaluate(scorer_for(learner, ds, self.spec), ds, device=self.device, precision=self.precision,
+                           progress=self.progress)
         return {"accuracy": metrics["accuracy"], "macro_accuracy": metrics["macro_accuracy"], "n": metrics["n"]}
 
 
@@ -221,9 +202,38 @@ def _finish(protocol: str, session: Session, config: dict, records: list[dict], 
               "finished": _now(), "seconds": round(time.time() - t0, 1)}
     if out is not None:
         path = Path(out) / f"{protocol}-{session.method}.json"
-        write_json(path, result)
+        with FolderLock(Path(out) / ".results.lock", Path(out)):
+            result["results"] = merge_records(path, result)
+            write_json(path, result)
         result["path"] = str(path)
     return result
+
+
+RECORD_KEY = ("dataset", "shots", "seed", "role", "source")
+
+
+def merge_records(path: Path, result: dict) -> list[dict]:
+    """The records of `result` merged with those already in `path` (same protocol, method and recipe):
+    a new record replaces an old one with the same (dataset, shots, seed, role, source); the rest stay.
+    A results file made with another recipe is refused rather than mixed."""
+    if not path.exists():
+        return result["results"]
+    old = read_json(path, "results file")
+    recipe = ("protocol", "method")
+    same = isinstance(old, dict) and all(old.get(k) == result[k] for k in recipe) and \
+        {k: v for k, v in old.get("config", {}).items() if k in RECIPE_KEYS} == \
+        {k: v for k, v in _jsonable(result["config"]).items() if k in RECIPE_KEYS}
+    if not same:
+        raise ValueError(f"{path} holds results made with other settings (backbone, epochs, lr, batch size, "
+                         "options, precision or test cap differ); use another --out folder to keep both")
+    def key(record):
+        return tuple(record.get(k) for k in RECORD_KEY)
+
+    new = {key(r) for r in result["results"]}
+    return [r for r in old.get("results", []) if key(r) not in new] + result["results"]
+
+
+RECIPE_KEYS = ("backbone", "epochs", "lr", "batch_size", "options", "precision", "root", "test_per_class")
 
 
 def _train_record(session: Session, dataset: str, shots: int, seed: int, subsample: str, learner) -> dict:

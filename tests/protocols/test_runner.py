@@ -49,8 +49,11 @@ def test_session_test_cap_and_target_classes(tiny_clip):
     test = session.dataset("toyworld/polygons", "test")
     assert len(test) == 2 * len(test.classnames)
     learner = session.learner("toyworld/polygons", shots=1, seed=1, subsample="base")
-    session.test(learner, "toyworld/polygons", subsample="novel")
-    assert learner.classnames == session.dataset("toyworld/polygons", "test", subsample="novel").classnames
+    novel = session.test(learner, "toyworld/polygons", subsample="novel")
+    novel_set = session.dataset("toyworld/polygons", "test", subsample="novel")
+    assert novel["n"] == len(novel_set) == 2 * len(novel_set.classnames)  # scored on the novel classes
+    base = session.dataset("toyworld/polygons", "train", shots=1, seed=1, subsample="base").classnames
+    assert learner.classnames == base  # … and the learner keeps its own (evaluation is pure)
     assert session.learner("toyworld/polygons", shots=1, seed=1, subsample="base") is learner  # trained once
 
 
