@@ -12,7 +12,7 @@ from .data import list_datasets, load_dataset
 from .engine import base_novel, evaluate, fit, harmonic_mean, load_learner, save_learner
 from .learners import create_learner, list_learners
 from .protocols import predict
-from .widgets.settings import notebook_settings
+from .settings import notebook_settings
 
 __version__ = "0.1.0"
 __all__ = ["FrozenCLIP", "base_novel", "create_learner", "evaluate", "fit", "harmonic_mean", "list_datasets",

@@ -128,6 +128,27 @@ def hand_template_options(method: str, dataset: ImageDataset) -> dict:
     return {"template": dataset.template} if "template" in names else {}
 
 
+def knob_options(method: str, clip: FrozenCLIP, n_ctx: int | None = None, depth: int | None = None) -> dict:
+    """Map the generic knobs "context length" and "depth" (the tuner's sliders, the lessons'
+    parameters) onto a method's own config fields.
+
+    n_ctx → every field among `n_ctx`, `n_ctx_text`, `n_ctx_vision`; depth → each of the method's depth
+    fields (`depth_fields`), capped at what the model allows (`depth_limit`). Methods without such
+    fields ignore the knob.
+
+    Example:
+        >>> create_learner("maple", clip, names, **knob_options("maple", clip, n_ctx=2, depth=12))
+    """
+    cls = get_learner_class(method)
+    fields = {f.name for f in dataclasses.fields(cls.config_class)}
+    out: dict = {}
+    if n_ctx is not None:
+        out |= {name: n_ctx for name in ("n_ctx", "n_ctx_text", "n_ctx_vision") if name in fields}
+    if depth is not None:
+        out |= {name: min(depth, cls.depth_limit(name, clip)) for name in cls.depth_fields}
+    return out
+
+
 def learner_options(spec: ExperimentSpec, dataset: ImageDataset) -> dict:
     """The spec's learner options on top of the dataset's template (explicit options win)."""
     return {**hand_template_options(spec.method, dataset), **spec.options}
@@ -246,5 +267,5 @@ def run_experiment(spec: ExperimentSpec, clip: FrozenCLIP, *, device: str | None
     return ExperimentResult(spec, learner, history, metrics, train, tests, evals, round(seconds, 2), notes, label)
 
 
-__all__ = ["ExperimentResult", "ExperimentSpec", "hand_template_options", "learner_options", "load_train",
+__all__ = ["ExperimentResult", "ExperimentSpec", "hand_template_options", "knob_options", "learner_options", "load_train",
            "recipe_notes", "run_experiment", "score", "scorer_for", "test_sets", "train_learner"]

@@ -42,22 +42,21 @@ def features(learner: PromptLearner, dataset, name: str = "", batch_size: int | 
     averaged over the evaluation batches (and images) and renormalised.
     """
     learner.eval()
-    if list(learner.classnames) != list(dataset.classnames):
-        learner.set_classnames(dataset.classnames)
     loader = make_loader(dataset.with_transform(test_transform(learner.clip)),
                          batch_size or learner.preset.eval_batch_size, shuffle=False)
     device = learner.clip.device
     images, texts, labels = [], [], []
-    fixed = None if learner.conditional else learner.encode_text()  # (C, E)
-    for x, y in loader:
-        if fixed is None:
-            img, txt = learner.encode(x.to(device))  # (B, E), (C, E) or (B, C, E)
-            txt = F.normalize(txt, dim=-1)
-            texts.append(txt.mean(0) * len(x) if txt.ndim == 3 else txt * len(x))
-        else:
-            img = learner.encode_image(x.to(device))
-        images.append(F.normalize(img, dim=-1).cpu())
-        labels.append(y)
+    with learner.use_classnames(dataset.classnames):  # the learner is left as it was
+        fixed = None if learner.conditional else learner.encode_text()  # (C, E)
+        for x, y in loader:
+            if fixed is None:
+                img, txt = learner.encode(x.to(device))  # (B, E), (C, E) or (B, C, E)
+                txt = F.normalize(txt, dim=-1)
+                texts.append(txt.mean(0) * len(x) if txt.ndim == 3 else txt * len(x))
+            else:
+                img = learner.encode_image(x.to(device))
+            images.append(F.normalize(img, dim=-1).cpu())
+            labels.append(y)
     text = fixed if fixed is not None else torch.stack(texts).sum(0)  # (C, E)
     return Features(torch.cat(images), F.normalize(text.float(), dim=-1).cpu(), torch.cat(labels),
                     list(dataset.classnames), name or learner.name)

@@ -1,91 +1,42 @@
-"""Small experiments the notebooks run in one call: train one method on one ToyWorld suite
-(base classes), evaluate base / novel / shifted test sets, and collect the results in rows.
+"""Small experiments the notebooks run in one call (through the one pipeline,
+`mmprompt_lab.experiment`): train one method on one ToyWorld suite (base classes), evaluate base /
+novel / shifted test sets, and collect the results in rows; and the figures that show them.
 
     r = run_method(clip, "coop", "toyworld/shapes", settings=S)
     r.metrics      # {"base": 81.2, "novel": 64.0, "hm": 71.6}
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..engine import evaluate, fit
+from ..engine import evaluate
+from ..experiment import ExperimentResult, run_experiment
 from ..learners import create_learner
-from ..learners.base import PromptLearner
-from ..widgets.settings import NotebookSettings, learner_overrides
+from ..settings import NotebookSettings
 
-
-@dataclass
-class RunResult:
-    """A finished run: the trained learner, its `fit` history and its metrics (%)."""
-
-    method: str
-    suite: str
-    learner: PromptLearner
-    history: object  # engine.History
-    metrics: dict = field(default_factory=dict)  # "base", "novel", "hm" and/or "accuracy", per shifted suite
-    test: object = None  # the in-domain test set (base classes under base-to-novel)
-
-    def row(self) -> dict:
-        return {"method": self.method, "suite": self.suite, **{k: round(v, 2) for k, v in self.metrics.items()}}
+RunResult = ExperimentResult  # what the lessons call a finished run
 
 
 def run_method(clip, method: str, suite: str, settings: NotebookSettings, *, base_to_novel: bool = True,
                shifted: tuple[str, ...] = (), n_ctx: int | None = None, depth: int | None = None,
                lr: float | None = None, name: str | None = None, root: str | None = None,
-               **overrides) -> RunResult:
-    """Train `method` on `suite` and evaluate it.
+               **options) -> ExperimentResult:
+    """Train `method` on `suite` and evaluate it — one `run_experiment` with the lesson's settings.
 
-    With `base_to_novel` the learner trains on the base half and is evaluated on base and novel test
-    classes (PROTOCOL.md); otherwise it trains and tests on all classes ("accuracy"). `shifted`
-    names domain-shifted test suites with the same classes (e.g. "toyworld/shapes-sketch"); their
-    accuracies are added under their names. A method without trainable parameters ("zeroshot") is
-    evaluated only. `name` labels the run (default: the method); `root` is the folder of a real
-    dataset (ToyWorld needs none); other keyword arguments are learner options.
+    With `base_to_novel` the learner trains on the base half and is scored on base and novel test
+    classes; otherwise it trains and tests on all classes ("accuracy"). `shifted` names domain-shifted
+    test suites with the same classes (e.g. "toyworld/shapes-sketch"); their accuracies are added
+    under their short names. A method without trainable parameters ("zeroshot") is evaluated only.
+    `name` labels the run (default: the method); `root` is the folder of a real dataset; other keyword
+    arguments are learner options.
 
     Example:
         >>> run_method(clip, "maple", "toyworld/shapes", S, n_ctx=2).metrics["hm"]
     """
-    subsample = "base" if base_to_novel else "all"
-    data = lambda split, sub: settings.dataset(suite, split, sub, root=root)  # noqa: E731
-    train = data("train", subsample)
-    kwargs = {**learner_overrides(method, clip, n_ctx, depth), **dataset_template(method, train), **overrides}
-    learner = create_learner(method, clip, train.classnames, **kwargs)
-    history = None
-    if learner.num_trainable():
-        history = fit(learner, train, lr=lr, **settings.fit_kwargs())
-    metrics = {}
-    batch = learner.preset.eval_batch_size
-    test = data("test", subsample)
-    if base_to_novel:
-        base = evaluate(learner, test, batch_size=batch, device=settings.device)
-        novel = evaluate(learner, data("test", "novel"), batch_size=batch, device=settings.device)
-        learner.set_classnames(train.classnames)
-        b, n = base["accuracy"], novel["accuracy"]
-        metrics.update(base=b, novel=n, hm=2 * b * n / (b + n) if b + n else 0.0)
-    else:
-        metrics["accuracy"] = evaluate(learner, test, batch_size=batch,
-                                       device=settings.device)["accuracy"]
-    for shift in shifted:
-        metrics[shift.split("/")[-1]] = evaluate(learner, settings.dataset(shift, "test", subsample),
-                                                batch_size=batch, device=settings.device)["accuracy"]
-    if list(learner.classnames) != list(train.classnames):
-        learner.set_classnames(train.classnames)
-    return RunResult(name or method, suite, learner, history, metrics, test)
-
-
-def dataset_template(method: str, dataset) -> dict:
-    """Hand-template options of a method set to the dataset's own zero-shot template (METHODS.md §1)."""
-    import dataclasses
-
-    from ..learners import get_learner_class
-
-    fields = {f.name for f in dataclasses.fields(get_learner_class(method).config_class)}
-    if "templates" in fields:
-        return {"templates": (dataset.template,)}
-    return {"template": dataset.template} if "template" in fields else {}
+    spec = settings.spec(method, suite, clip, base_to_novel=base_to_novel, shifted=shifted, n_ctx=n_ctx,
+                         depth=depth, lr=lr, root=root, **options)
+    return run_experiment(spec, clip, device=settings.device, label=name or "")
 
 
 def compare(clip, methods: list[str], suites: list[str], settings: NotebookSettings, **kwargs) -> list[RunResult]:
@@ -96,7 +47,7 @@ def compare(clip, methods: list[str], suites: list[str], settings: NotebookSetti
 def results_figure(results: list[RunResult], metrics: tuple[str, ...] | None = None,
                    title: str = "") -> go.Figure:
     """Grouped bars: one group per metric (and suite), one bar colour per method."""
-    metrics = metrics or tuple(k for k in results[0].metrics)
+    metrics = metrics or tuple(k for k in results[0].metrics if not (k == "accuracy" and "base" in results[0].metrics))
     suites = list(dict.fromkeys(r.suite for r in results))
     fig = go.Figure()
     for method in dict.fromkeys(r.method for r in results):

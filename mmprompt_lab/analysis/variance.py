@@ -11,29 +11,10 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 import torch
-import torch.nn.functional as F
 from plotly.subplots import make_subplots
 from torch import Tensor
 
-
-def class_variance(x: Tensor, labels: Tensor, normalize: bool = True) -> dict:
-    """Intra-/inter-class variance of features x (N, E) with labels (N,).
-
-    Returns {"intra", "inter", "ratio", "per_class": (C,) intra variance of each class present}.
-    Classes are the distinct labels, in sorted order.
-
-    Example:
-        >>> class_variance(torch.tensor([[0., 1], [0, -1], [4, 1], [4, -1]]), torch.tensor([0, 0, 1, 1]),
-        ...                normalize=False)   # intra 1, inter 4, ratio 0.25
-    """
-    x = F.normalize(x.float(), dim=-1) if normalize else x.float()
-    classes = labels.unique()
-    means = torch.stack([x[labels == c].mean(0) for c in classes])  # (C, E)
-    per_class = torch.stack([((x[labels == c] - means[i]) ** 2).sum(-1).mean() for i, c in enumerate(classes)])  # (C,)
-    intra = per_class.mean()
-    inter = ((means - means.mean(0)) ** 2).sum(-1).mean()
-    return {"intra": float(intra), "inter": float(inter), "ratio": float(intra / inter.clamp_min(1e-12)),
-            "per_class": per_class}
+from ..stats import class_variance
 
 
 def text_variance(text: Tensor, normalize: bool = True) -> dict:
@@ -75,9 +56,13 @@ def gain_vs_variance_figure(rows: list[dict], gains: dict[str, dict[str, float]]
 
     rows: from `variance_row`; gains: {method: {suite: gain in points}}.
     """
-    ratio = {r["suite"]: r["image ratio"] for r in rows}
+    def short(suite: str) -> str:  # rows say "polygons", gains "toyworld/polygons": match on the short name
+        return suite.split("/")[-1]
+
+    ratio = {short(r["suite"]): r["image ratio"] for r in rows}
     fig = go.Figure()
     for method, per_suite in gains.items():
+        per_suite = {short(s): g for s, g in per_suite.items()}
         suites = [s for s in per_suite if s in ratio]
         fig.add_scatter(x=[ratio[s] for s in suites], y=[per_suite[s] for s in suites], mode="markers+lines+text",
                         text=suites, textposition="top center", name=method, marker=dict(size=11))

@@ -5,6 +5,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..stats import class_variance
 from ..toyworld.suites import SUITES
 
 
@@ -86,8 +87,5 @@ def feature_variance(model, suite: str, preprocess: dict | None = None, split: s
     model.eval()
     f, y = image_features(model, suite, preprocess or PREPROCESS, split)  # (N, E), (N,)
     model.train(was_training)
-    means = torch.stack([f[y == c].mean(0) for c in y.unique()])  # (C, E)
-    intra = torch.stack([((f[y == c] - means[i]) ** 2).sum(-1).mean() for i, c in enumerate(y.unique())]).mean()
-    inter = ((means - means.mean(0)) ** 2).sum(-1).mean()
-    return {"intra": round(intra.item(), 4), "inter": round(inter.item(), 4),
-            "ratio": round((intra / inter).item(), 3)}
+    v = class_variance(f, y, normalize=False)  # the features are already normalised
+    return {"intra": round(v["intra"], 4), "inter": round(v["inter"], 4), "ratio": round(v["ratio"], 3)}

@@ -1,8 +1,7 @@
-"""Notebook widgets and settings. `settings` is plain Python; the live tuner needs ipywidgets and
-plotly (the `notebooks` extra) and is imported on first use."""
-from .settings import NotebookSettings, ci_mode, learner_overrides, notebook_settings
+"""Notebook widgets: the live tuner (needs ipywidgets and plotly, the `notebooks` extra), imported on
+first use. Lesson settings live in `mmprompt_lab.settings`."""
 
-__all__ = ["LiveTuner", "NotebookSettings", "ci_mode", "learner_overrides", "notebook_settings"]
+__all__ = ["LiveTuner", "TunerRun"]
 
 
 def __getattr__(name: str):

@@ -22,9 +22,8 @@ import ipywidgets as W
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..engine import evaluate, fit
-from ..learners import create_learner
-from .settings import NotebookSettings, learner_overrides, notebook_settings
+from ..experiment import run_experiment
+from ..settings import NotebookSettings, notebook_settings
 
 METHODS = ("coop", "cocoop", "vpt", "ivlp", "maple", "upt", "dcp", "mudpt", "map_dafe")
 SUITES = ("toyworld/shapes", "toyworld/polygons", "toyworld/patterns", "toyworld/scenes", "toyworld/clutter")
@@ -182,16 +181,14 @@ class LiveTuner:
                 self.status.value = "loading CLIP…"
                 self.clip = self.settings.load_clip()
             s = replace(self.settings, shots=p["shots"], epochs=p["epochs"])
-            train = s.dataset(p["suite"], "train")
-            learner = create_learner(p["method"], self.clip, train.classnames,
-                                     **learner_overrides(p["method"], self.clip, p["n_ctx"], p["depth"]))
-            run.learner = learner
-            self.status.value = f"training {learner.name} ({learner.num_trainable():,} parameters)…"
-            history = fit(learner, train, lr=p["lr"], on_step=self.on_step, on_epoch_end=self.on_epoch_end,
-                          **{**s.fit_kwargs(), "progress": False})
-            run.stopped = history.stopped_early
-            self.status.value = "evaluating…"
-            run.test_accuracy = evaluate(learner, s.dataset(p["suite"], "test"), device=s.device)["accuracy"]
+            spec = s.spec(p["method"], p["suite"], self.clip, base_to_novel=False, n_ctx=p["n_ctx"],
+                          depth=p["depth"], lr=p["lr"])
+            self.status.value = f"training {spec.method}…"
+            result = run_experiment(spec, self.clip, device=s.device, on_step=self.on_step,
+                                    on_epoch_end=self.on_epoch_end)
+            run.learner = result.learner
+            run.stopped = result.history.stopped_early
+            run.test_accuracy = result.metrics["accuracy"]
             last = self.figure.data[1].x[-1] if self.figure.data[1].x else 0
             self.figure.data[2].x, self.figure.data[2].y = (last,), (run.test_accuracy,)
             run.seconds = time.perf_counter() - start

@@ -1,10 +1,10 @@
 """Notebook settings: one place where the visible, classroom-sized parameters of a lesson meet the
-CI-sized ones (`MMPROMPT_CI=1`), and where ToyCLIP falls back to random weights while the shipped
-file does not exist yet.
+CI-sized ones (`MMPROMPT_CI=1`); they turn into experiment specs for the one pipeline.
 
     S = notebook_settings(model="toyclip", shots=8, epochs=5)     # in a notebook's parameters cell
     clip = S.load_clip()
     train = S.dataset("toyworld/shapes", "train", subsample="base")
+    spec = S.spec("maple", "toyworld/polygons", clip, n_ctx=2)    # → mmprompt_lab.experiment.run_experiment
 """
 from __future__ import annotations
 
@@ -44,37 +44,36 @@ class NotebookSettings:
         """The frozen CLIP these settings name (`mmprompt_lab.load_clip`), after setting the CPU
         thread count by the engine's policy (`configure_threads`: one thread is several times faster
         for ToyCLIP's small ops, most of all on a shared CPU)."""
-        from ..backbone import load_clip
-        from ..engine.train import configure_threads
+        from .backbone import load_clip
+        from .engine.train import configure_threads
 
         configure_threads(self.threads, self.model, self.device)
         return load_clip(self.model, pretrained=self.pretrained, device=self.device)
 
     def dataset(self, name: str, split: str = "train", subsample: str = "all", root: str | None = None):
         """`load_dataset` with these shots and seed; test splits capped at `eval_per_class` per class."""
-        from ..data.base import ImageDataset, load_dataset
+        from .data.base import load_dataset
 
         shots = self.shots if split in ("train", "val") else None
         ds = load_dataset(name, split=split, shots=shots, seed=self.seed, subsample=subsample, root=root)
-        if shots is None and self.eval_per_class:
-            counts: dict[int, int] = {}
-            items = []
-            for item in ds.items:  # keep the first k of each class, in the official order
-                counts[item.label] = counts.get(item.label, 0) + 1
-                if counts[item.label] <= self.eval_per_class:
-                    items.append(item)
-            ds = ImageDataset(ds.source, ds.split, items, ds.classnames, ds.transform,
-                              {**ds.info, "per_class": self.eval_per_class}, ds.skip_bad_images)
-        return ds
+        return ds if shots is not None else ds.first_per_class(self.eval_per_class or None)
 
-    def fit_kwargs(self) -> dict:
-        """Keyword arguments for `fit` (epochs, batch size, seed, device; no progress bars in CI)."""
-        return {"epochs": self.epochs, "batch_size": self.batch_size, "seed": self.seed,
-                "device": self.device, "progress": not self.ci}
+    def spec(self, method: str, dataset: str, clip, *, base_to_novel: bool = True, shifted: tuple[str, ...] = (),
+             n_ctx: int | None = None, depth: int | None = None, lr: float | None = None, root: str | None = None,
+             **options):
+        """The `ExperimentSpec` of a lesson's run: these shots, epochs, batch size, seed and test cap,
+        the generic knobs `n_ctx`/`depth` mapped onto the method's own options, other learner options."""
+        from .experiment import ExperimentSpec, knob_options
+
+        return ExperimentSpec(method, dataset, shots=self.shots, seed=self.seed, base2new=base_to_novel,
+                              epochs=self.epochs, lr=lr, batch_size=self.batch_size,
+                              options={**knob_options(method, clip, n_ctx, depth), **options},
+                              test_per_class=self.eval_per_class or None, root=root, shifted=tuple(shifted),
+                              zeroshot_reference=False)
 
 
 def toyclip_weights_available() -> bool:
-    from ..toyclip.model import DEFAULT_WEIGHTS
+    from .toyclip.model import DEFAULT_WEIGHTS
 
     return DEFAULT_WEIGHTS.is_file()
 
@@ -104,39 +103,3 @@ def notebook_settings(model: str = "toyclip", pretrained: str | bool | None = No
                       "using a randomly initialised ToyCLIP, so accuracies stay near chance", stacklevel=2)
         settings = replace(settings, pretrained=False)
     return settings
-
-
-# ----------------------------------------------------------------------------- method knobs
-def learner_overrides(method: str, clip, n_ctx: int | None = None, depth: int | None = None) -> dict:
-    """Map the generic knobs "context length" and "depth" onto a method's own config fields.
-
-    n_ctx → `n_ctx`, or `n_ctx_text` and `n_ctx_vision`; depth → `depth`, or `text_depth` and
-    `vision_depth`. A depth left at None whose official default exceeds the model's towers is scaled
-    like the learners' own depth fields (9 of 12 blocks → 3 of ToyCLIP's 4). Methods without such a
-    field ignore the knob.
-
-    Example:
-        >>> create_learner("maple", clip, names, **learner_overrides("maple", clip, n_ctx=2))
-    """
-    import dataclasses
-
-    from ..learners import get_learner_class
-
-    fields = {f.name: f for f in dataclasses.fields(get_learner_class(method).config_class)}
-    out: dict = {}
-    if n_ctx is not None:
-        for name in ("n_ctx", "n_ctx_text", "n_ctx_vision"):
-            if name in fields:
-                out[name] = n_ctx
-    limit = min(clip.text_depth, clip.vision_depth) - (1 if method == "dcp" else 0)  # DCP: blocks 1..J
-    if "depth" in fields:
-        default = fields["depth"].default
-        if depth is not None:
-            out["depth"] = min(depth, limit)
-        elif isinstance(default, int) and default > limit:
-            out["depth"] = max(1, min(limit, round(default * min(clip.text_depth, clip.vision_depth) / 12)))
-    elif depth is not None:
-        for name in ("text_depth", "vision_depth"):
-            if name in fields:
-                out[name] = min(depth, clip.text_depth if name == "text_depth" else clip.vision_depth)
-    return out
