@@ -1,4 +1,4 @@
-"""Checked construction of the package's frozen config dataclasses (STYLE.md rule 5): unknown keys
+"""Checked construction of the package's frozen config dataclasses (docs/design.md §8, rule 5): unknown keys
 are named with a close match, and values are converted to each field's declared type.
 
     build_config(MaPLeConfig, {"n_ctx": "4", "ctx_init": ""})        # from `--set n_ctx=4`: int 4

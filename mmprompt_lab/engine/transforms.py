@@ -1,4 +1,4 @@
-"""Image transforms of the official recipe (METHODS.md §0), sized and normalised from the model."""
+"""Image transforms of the official recipe (docs/methods.md §0), sized and normalised from the model."""
 from __future__ import annotations
 
 from torchvision import transforms as T

@@ -1,4 +1,4 @@
-"""Evaluation protocols (PROTOCOL.md): runners that write results JSONs, an aggregator that makes
+"""Evaluation protocols (docs/protocols.md): runners that write results JSONs, an aggregator that makes
 paper-style tables and plotly figures beside the published numbers, and `predict` for own images.
 
     import mmprompt_lab as mpl

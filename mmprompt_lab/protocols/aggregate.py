@@ -4,7 +4,7 @@
     print(markdown_report(results))                   # mean ± std over seeds, beside published numbers
     write_report("runs/protocols")                    # report/results.md + report/<protocol>.html/.json
 
-Conventions (PROTOCOL.md §1, and the official `parse_test_res.py`): a cell is the mean over seeds
+Conventions (docs/protocols.md §1, and the official `parse_test_res.py`): a cell is the mean over seeds
 ± the population standard deviation (numpy's default, ddof = 0). An HM cell is the harmonic mean
 of the mean base and mean novel accuracy (no ±), and an average row's HM is the HM of the averaged
 base and novel accuracies. An average row's ± is the std over seeds of the per-seed averages.
@@ -159,14 +159,14 @@ def _toy_note(datasets: Iterable[str]) -> str | None:
     if not toy:
         return None
     return (f"No published numbers exist for {', '.join(toy)} (ToyWorld or own datasets; shown as n/a). "
-            "Published numbers are for ViT-B/16 on the real datasets (PROTOCOL.md §3).")
+            "Published numbers are for ViT-B/16 on the real datasets (docs/protocols.md §3).")
 
 
 def _published_reference(protocol: str) -> str:
     """The published averages of a protocol as their own table (always shown for reference)."""
     pub = load_published().get(protocol, {})
     if not pub.get("average"):
-        return "PROTOCOL.md lists no published numbers for this protocol."
+        return "docs/protocols.md lists no published numbers for this protocol."
     if protocol == "base2new":
         rows = [[method_name(m), fmt(v["base"]), fmt(v["novel"]), fmt(v["hm"])] for m, v in pub["average"].items()]
         table = _table(["method (published)", "Base", "Novel", "HM"], rows)

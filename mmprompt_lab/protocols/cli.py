@@ -23,7 +23,7 @@ DEFAULT_OUT = "runs/protocols"
 def add_parsers(subparsers) -> None:
     """Add `run`, `table` and `predict` to the top-level CLI's sub-parsers."""
     r = subparsers.add_parser("run", help="run an evaluation protocol over seeds; write results JSON + table",
-                              description="Run a protocol of PROTOCOL.md (default: ToyCLIP on ToyWorld suites; "
+                              description="Run a protocol of docs/protocols.md (default: ToyCLIP on ToyWorld suites; "
                                           "with --root, the real datasets).")
     r.add_argument("protocol", choices=PROTOCOL_CHOICES)
     r.add_argument("--method", default=None, help="one learner (see `mmprompt-lab list`)")

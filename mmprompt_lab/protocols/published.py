@@ -1,4 +1,4 @@
-"""Published numbers (PROTOCOL.md §3, ViT-B/16) shipped as data: `published.json` next to this file.
+"""Published numbers (docs/protocols.md §3, ViT-B/16) shipped as data: `published.json` next to this file.
 
     pub = load_published()
     pub["base2new"]["average"]["maple"]          # {"base": 82.28, "novel": 75.14, "hm": 78.55}

@@ -31,7 +31,7 @@ def blobs(n_per_class: int = 6, split: str = "train") -> ImageDataset:
 
 
 def test_official_schedule_matches_reference():
-    # METHODS.md §0: MaPLe, E = 5, base 0.0035 → 1e-5, 0.0035, 0.003166, 0.002291, 0.001209
+    # docs/methods.md §0: MaPLe, E = 5, base 0.0035 → 1e-5, 0.0035, 0.003166, 0.002291, 0.001209
     got = [lr_at(e, 0.0035, 5) for e in range(5)]
     assert got[0] == 1e-5
     assert [round(x, 6) for x in got[1:]] == [0.0035, 0.003166, 0.002291, 0.001209]

@@ -1,5 +1,5 @@
 """Trainable parameter counts on a random-weight ViT-B-16-quickgelu equal the official ones
-(METHODS.md, METHODS-SEED.md)."""
+(docs/methods.md)."""
 import pytest
 
 from mmprompt_lab.learners import create_learner, list_learners

@@ -38,7 +38,7 @@ def test_average_row_hm_is_hm_of_averages():
     assert row["novel"] == pytest.approx((66.0, 1.0))  # per-seed averages 65, 67
     assert row["hm"][0] == pytest.approx(2 * 86.5 * 66 / 152.5)  # not the mean of per-dataset HMs
     assert row["hm"][0] != pytest.approx((harmonic_mean(81, 62) + harmonic_mean(92, 70)) / 2)
-    assert round(harmonic_mean(82.28, 75.14), 2) == 78.55  # PROTOCOL.md's example
+    assert round(harmonic_mean(82.28, 75.14), 2) == 78.55  # docs/protocols.md §1's example
 
 
 def test_base2new_markdown_on_constructed_results(tmp_path):
