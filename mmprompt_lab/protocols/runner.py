@@ -1,4 +1,4 @@
-"""The four evaluation protocols of PROTOCOL.md §1 as functions that write one results JSON each.
+"""The four evaluation protocols of docs/protocols.md §1 as functions that write one results JSON each.
 
     few_shot       K ∈ {1, 2, 4, 8, 16} shots of all classes → the full test split
     base2new       16 shots of the base classes → base test and novel test (HM)
@@ -49,7 +49,7 @@ IMAGENET_VARIANTS = ("imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r"
 
 
 def default_datasets(protocol: str, real: bool) -> dict:
-    """Default datasets of a protocol: ToyWorld suites, or (`real=True`) the CoOp suite of PROTOCOL.md.
+    """Default datasets of a protocol: ToyWorld suites, or (`real=True`) the CoOp suite of docs/protocols.md §2.
 
     Returns {"datasets": [...]} for few_shot/base2new, {"source": str, "targets": [...]} otherwise.
     """
@@ -250,7 +250,7 @@ def few_shot(method: str, datasets: Sequence[str] | None = None, shots: Sequence
     Args:
         method: a learner name (`list_learners()`); "zeroshot" is evaluated once (recorded as shots 0).
         datasets: None = the ToyWorld suites, or the 11 CoOp datasets when `root` is given.
-        shots, seeds: the grid; PROTOCOL.md uses (1, 2, 4, 8, 16) and (1, 2, 3).
+        shots, seeds: the grid; docs/protocols.md §1 uses (1, 2, 4, 8, 16) and (1, 2, 3).
         model, pretrained: `load_clip` arguments, or a FrozenCLIP as `model`.
         root: folder of the real datasets.
         out: folder for the results JSON and checkpoints (None = write nothing).
@@ -270,11 +270,12 @@ def few_shot(method: str, datasets: Sequence[str] | None = None, shots: Sequence
     records = []
     for name in datasets:
         for seed in seeds:
-            for k in ([0] if session.zeroshot else shots):
-                learner = session.learner(name, shots=max(k, 1), seed=seed)
+            for k in ([0] if session.zeroshot else shots):  # zero-shot CLIP is recorded as 0 shots
+                trained_on = 1 if session.zeroshot else k  # zero-shot reads one shot, for the class names
+                learner = session.learner(name, shots=trained_on, seed=seed)
                 metrics = session.test(learner, name)
                 records.append({"dataset": name, "shots": k, "seed": seed, **metrics,
-                                **_train_record(session, name, max(k, 1), seed, "all", learner)})
+                                **_train_record(session, name, trained_on, seed, "all", learner)})
     return _finish("few_shot", session, {"datasets": datasets, "shots": shots, "seeds": seeds},
                    records, out, t0, started)
 
