@@ -28,7 +28,7 @@ from typing import Callable
 
 from ..io import write_json
 from .base import SPLITS, DatasetSource, Item, register_dataset
-from .images import is_image_file, load_rgb
+from .images import file_kind, list_image_files, load_rgb
 from .manifest import Manifest, list_manifests, load_manifest
 
 Splits = dict[str, list[Item]]
@@ -64,7 +64,7 @@ def dataset_dir(manifest: Manifest, root: str | Path | None) -> Path:
 
 def _list_images(folder: Path) -> list[str]:
     """Image file names in `folder`, sorted (the official code uses os.listdir order)."""
-    return sorted(e.name for e in os.scandir(folder) if e.is_file() and is_image_file(e.name))
+    return sorted(os.path.basename(p) for p in list_image_files(folder, recursive=False))
 
 
 def _list_dirs(folder: Path) -> list[str]:
@@ -304,6 +304,8 @@ def generate_split(name: str, root: str | Path, out: str | Path | None = None) -
 def _read_zhou(m: Manifest, ddir: Path, split_file: str | Path | None = None) -> Read:
     path = Path(split_file).expanduser() if split_file else ddir / m.split_file
     generated = False
+    if path.exists() and not path.is_file():
+        raise ValueError(f"split file {path} is not a regular file ({file_kind(path)}); replace it with the JSON file")
     if not path.is_file():
         if split_file:
             raise ValueError(f"split file {path} not found")

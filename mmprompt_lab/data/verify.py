@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .images import BadImageError, MissingImageError, load_rgb, missing_images
+from .images import BadImageError, MissingImageError, load_rgb, missing_images, not_regular_files
 from .manifest import Manifest, list_manifests, load_manifest
 from .readers import build_source, dataset_dir
 
@@ -91,7 +91,13 @@ def _check_dataset(m: Manifest, ddir: Path, decode: int) -> DatasetCheck:
             if source.meta.get("generated_split") and not any("delete that file" in w for w in check.warnings):
                 check.warnings.append(f"the split was generated earlier from this folder and cached in "
                                       f"{source.meta['split_file']}; delete that file to generate it again")
-    everything = [it for items in source.splits.values() for it in items if it.path and os.path.exists(it.path)]
+        odd = not_regular_files(it.path for it in items)
+        if odd:
+            shown = "\n      ".join(odd[:5])
+            more = f"\n      … and {len(odd) - 5} more" if len(odd) > 5 else ""
+            check.errors.append(f"{len(odd)} path(s) listed in split {split!r} are not regular files:"
+                                f"\n      {shown}{more}")
+    everything = [it for items in source.splits.values() for it in items if it.path and os.path.isfile(it.path)]
     step = max(1, len(everything) // max(decode, 1))
     for item in everything[::step][:decode]:
         try:

@@ -1,5 +1,7 @@
 """`data verify`: good and broken folders, clear text, never a stack trace."""
 import argparse
+import os
+import signal
 import json
 
 import pytest
@@ -88,3 +90,26 @@ def test_cli_verify_and_list(data_root, capsys):
     assert cli.main(["list"]) == 0
     listing = capsys.readouterr().out
     assert "imagenet-adversarial/" in listing and "{} texture." in listing
+
+
+def test_fifo_and_folder_in_a_split_are_reported_not_opened(data_root):
+    root, rows = data_root
+    image_dir = root / "dtd" / "images"
+    fifo, folder = image_dir / rows["train"][0][0], image_dir / rows["test"][0][0]
+    fifo.unlink()
+    os.mkfifo(fifo)
+    folder.unlink()
+    folder.mkdir()
+    def hung(signum, frame):
+        raise KeyboardInterrupt("verify opened the FIFO and hung")  # not an Exception: nothing swallows it
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(5)
+    try:
+        check = verify(root, "dtd", decode=100).checks[0]  # decoding every file would hang on the FIFO
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert not check.ok
+    assert any(f"are not regular files:\n      {fifo} (FIFO)" in e for e in check.errors)
+    assert any(f"{folder} (folder)" in e for e in check.errors)
