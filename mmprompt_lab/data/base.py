@@ -13,7 +13,9 @@ from __future__ import annotations
 import difflib
 import logging
 import math
+import numbers
 import random
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -225,8 +227,9 @@ def load_dataset(name: str, split: str = "train", *, root: str | Path | None = N
         name: a name from `list_datasets()` (e.g. "toyworld/shapes", "dtd", "imagenet").
         split: "train", "val", "test" or a dataset's extra test split (e.g. "test_sketch").
         root: folder holding the dataset (real datasets; ToyWorld needs none).
-        shots: K images per class for train (and min(K, 4) for val), sampled officially with `seed`;
-            None = every image. Ignored for test splits.
+        shots: K ≥ 1 images per class for train (and min(K, 4) for val), sampled officially with
+            `seed`; None = every image. Ignored for test splits. A class with fewer images keeps all
+            of them (a warning names it); `ds.info["shots_used"]` is the fewest any class got.
         subsample: "all", "base" or "novel" classes (labels re-indexed within the half).
         transform: applied to each PIL image (the engine sets the official ones).
         skip_bad_images: skip (and count in `ds.skipped`) unreadable images instead of raising.
@@ -236,11 +239,15 @@ def load_dataset(name: str, split: str = "train", *, root: str | Path | None = N
     Example:
         >>> train = load_dataset("toyworld/shapes", split="train", shots=16, seed=1, subsample="base")
     """
+    if shots is not None and (isinstance(shots, bool) or not isinstance(shots, numbers.Integral) or shots < 1):
+        raise ValueError(f"shots must be a whole number ≥ 1 (images per class), or None for every image; "
+                         f"got {shots!r}")
     source = get_source(name, root, **source_kwargs)
     if split not in source.splits:
         raise ValueError(f"dataset {name!r} has no split {split!r}; it has {', '.join(source.splits)}")
     items = list(source.splits[split])
-    if shots is not None and split in ("train", "val"):
+    few_shot = shots is not None and split in ("train", "val")
+    if few_shot:
         train, val = sample_few_shot([source.splits["train"], source.splits.get("val", [])], shots, seed)
         items = train if split == "train" else val
     # base/novel halves come from the train label set, as the official code does (few-shot keeps
@@ -248,10 +255,26 @@ def load_dataset(name: str, split: str = "train", *, root: str | Path | None = N
     train_labels = [it.label for it in source.splits.get("train", [])] or range(len(source.classnames))
     mapping = split_base_novel(train_labels, subsample)
     classnames = [source.classnames[old] for old in mapping]
+    if len(classnames) < 2:
+        raise ValueError(f"dataset {name!r} ({subsample} classes) has {len(classnames)} class(es) "
+                         f"{classnames}; prompt learning classifies among at least 2 classes. Add classes "
+                         "(e.g. another class folder or CSV classname), or use subsample='all'.")
     items = relabel(items, mapping)
     if not items:
         raise ValueError(f"dataset {name!r} split {split!r} ({subsample}) selects no images")
     if check_files:
         check_images_exist((it.path for it in items), f"dataset {name!r} split {split!r}")
-    info = {"shots": shots if split in ("train", "val") else None, "seed": seed, "subsample": subsample}
+    info = {"shots": shots if split in ("train", "val") else None, "seed": seed, "subsample": subsample,
+            "shots_used": _shots_used(items, classnames, shots if split == "train" else min(shots, 4),
+                                      f"dataset {name!r} split {split!r}") if few_shot else None}
     return ImageDataset(source, split, items, classnames, transform, info, skip_bad_images)
+
+
+def _shots_used(items: list[Item], classnames: list[str], k: int, where: str) -> int:
+    """The fewest images any class got (a class with fewer than k images keeps all; warn by name)."""
+    counts = Counter(it.label for it in items)
+    short = [f"{classnames[label]!r} ({counts[label]})" for label in range(len(classnames)) if counts[label] < k]
+    if short:
+        log.warning("%s: %d shots per class asked, but %d class(es) have fewer and keep all they have: %s",
+                    where, k, len(short), ", ".join(short[:10]) + (" …" if len(short) > 10 else ""))
+    return min(counts[label] for label in range(len(classnames)))

@@ -197,7 +197,9 @@ def test_imagenet_folders_and_listing_cache(tmp_path, mk, monkeypatch):
     cached = get_source("imagenet", root=tmp_path)
     assert cached is not source and cached.splits == source.splits and Path(cached.meta["listing"]).is_file()
     assert cached.classnames == source.classnames
-    assert len(load_dataset("imagenet", root=tmp_path, split="train", shots=2, subsample="novel")) == 2
+    assert len(load_dataset("imagenet", root=tmp_path, split="train", shots=2, subsample="base")) == 4
+    with pytest.raises(ValueError, match="has 1 class"):  # the novel half of 3 classes is 1 class
+        load_dataset("imagenet", root=tmp_path, split="train", shots=2, subsample="novel")
 
 
 def test_imagenet_variants(tmp_path, mk):
