@@ -16,7 +16,7 @@ from typing import Iterable, Union
 import torch
 from PIL import Image
 
-from ..data.images import is_image_file, load_rgb
+from ..data.images import IMAGE_EXTENSIONS, file_kind, list_image_files, load_rgb
 from ..engine import load_learner
 from ..engine.train import pick_device
 from ..engine.transforms import test_transform
@@ -30,7 +30,8 @@ def expand_images(images: ImageLike | Iterable[ImageLike]) -> list[tuple[str, Im
 
     Raises:
         FileNotFoundError: a path does not exist.
-        ValueError: nothing to predict (no images given, or a folder without image files).
+        ValueError: nothing to predict (no images given, or a folder without image files), or a path
+            that is neither a folder nor a regular file (a FIFO, socket or device is never opened).
     """
     if isinstance(images, (str, os.PathLike, Image.Image)):
         images = [images]
@@ -40,16 +41,18 @@ def expand_images(images: ImageLike | Iterable[ImageLike]) -> list[tuple[str, Im
             out.append((f"<image {n}>", image))
             continue
         path = Path(image).expanduser()
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p.name))
+        kind = file_kind(path)
+        if kind == "folder":
+            files = sorted(Path(p) for p in list_image_files(path))  # FIFOs and the like: skipped, logged
             if not files:
-                raise ValueError(f"folder {path} holds no image files (looked for: .jpg, .jpeg, .png, .bmp, "
-                                 ".gif, .webp, .tif, .tiff, .ppm, .pgm)")
+                raise ValueError(f"folder {path} holds no image files (looked for: {' '.join(IMAGE_EXTENSIONS)})")
             out += [(str(p), p) for p in files]
-        elif path.exists():
+        elif kind == "file":
             out.append((str(path), path))
-        else:
+        elif kind == "missing":
             raise FileNotFoundError(f"image not found: {path}")
+        else:
+            raise ValueError(f"cannot predict {path}: not an image file or a folder ({kind})")
     if not out:
         raise ValueError("no images given to predict")
     return out
@@ -73,8 +76,9 @@ def predict(checkpoint_or_learner: str | os.PathLike | PromptLearner, images: Im
         One dict per image, in input order: {"image": path or "<image n>", "top": [{"classname",
         "probability", "index"}, …]} sorted by decreasing probability.
     Raises:
-        BadImageError (a ValueError) naming the file for an unreadable image; FileNotFoundError for
-        a missing one.
+        BadImageError (a ValueError) naming the file for an unreadable, oversized or non-regular
+        image file; FileNotFoundError for a missing one; FloatingPointError when the learner gives
+        NaN or infinite logits (never NaN probabilities).
 
     Example:
         >>> predict("runs/maple-toyworld_shapes-seed1", ["my_drawing.png"], topk=3)[0]["top"][0]
@@ -97,7 +101,13 @@ def predict(checkpoint_or_learner: str | os.PathLike | PromptLearner, images: Im
     for start in range(0, len(pil), batch_size):
         chunk = pil[start:start + batch_size]
         x = torch.stack([transform(img.convert("RGB")) for _, img in chunk]).to(device)  # (B, 3, H, W)
-        probs = learner(x, text_features=text).float().softmax(-1).cpu()  # (B, C)
+        logits = learner(x, text_features=text).float()  # (B, C)
+        if not torch.isfinite(logits).all():
+            bad = [name for (name, _), ok in zip(chunk, torch.isfinite(logits).all(-1).tolist()) if not ok]
+            raise FloatingPointError(f"{learner.name} gave NaN or infinite logits for {len(bad)} image(s) "
+                                     f"({', '.join(bad[:3])}{' …' if len(bad) > 3 else ''}); its prompts are "
+                                     "not usable: retrain it (e.g. with a lower lr) or use another checkpoint")
+        probs = logits.softmax(-1).cpu()  # (B, C)
         values, indices = probs.topk(k, dim=-1)  # (B, k), sorted
         for (name, _), vals, idx in zip(chunk, values.tolist(), indices.tolist()):
             out.append({"image": name, "top": [{"classname": learner.classnames[i], "probability": v, "index": i}
