@@ -175,19 +175,38 @@ def save_checkpoint(path: Path, params: dict[str, nn.Parameter], model, heads, o
 
 
 def _load_checkpoint(path: Path, params, model, heads, opt) -> tuple[int, dict, list[dict]]:
-    from safetensors import safe_open
+    """Restore model, heads and optimiser from `path`; returns (step, recipe, history).
 
-    with safe_open(str(path), "pt") as f:
-        meta = f.metadata()
-    tensors = load_file(str(path))
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    heads.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("heads.")})
-    for name, p in params.items():
-        state = {key: tensors[f"optim.{name}.{key}"] for key in ("step", "exp_avg", "exp_avg_sq")
-                 if f"optim.{name}.{key}" in tensors}
-        if state:
-            opt.state[p] = state
-    return int(meta["step"]), json.loads(meta["config"]), json.loads(meta["history"])
+    Raises ValueError naming the file when it is not a regular file, truncated, garbage, or holds
+    other tensors or unreadable metadata: one line, not a safetensors or torch traceback.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file():
+        raise ValueError(f"pretraining checkpoint {path} is not a regular file (a FIFO, folder, device or "
+                         "broken link); remove it, or use another out_dir (--out)")
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(path))
+        step, saved_cfg, history = int(meta["step"]), json.loads(meta["config"]), json.loads(meta["history"])
+        if (step < 0 or not isinstance(saved_cfg, dict) or not isinstance(saved_cfg.get("steps"), int)
+                or not isinstance(history, list) or not all(isinstance(h, dict) and "elapsed_s" in h for h in history)):
+            raise ValueError("unexpected step, config or history in its metadata")
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        heads.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("heads.")})
+        for name, p in params.items():
+            state = {key: tensors[f"optim.{name}.{key}"] for key in ("step", "exp_avg", "exp_avg_sq")
+                     if f"optim.{name}.{key}" in tensors}
+            if any(state[key].shape != p.shape for key in ("exp_avg", "exp_avg_sq") if key in state):
+                raise ValueError(f"optimiser state of {name} does not match its shape {tuple(p.shape)}")
+            if state:
+                opt.state[p] = state
+    except (SafetensorError, OSError, KeyError, ValueError, TypeError, RuntimeError) as err:
+        reason = f"{type(err).__name__}: {err}".splitlines()[0][:200]
+        raise ValueError(f"pretraining checkpoint {path} is corrupt or not a ToyCLIP pretraining checkpoint "
+                         f"({reason}); delete it to start over, or use another out_dir (--out)") from None
+    return step, saved_cfg, history
 
 
 def pretrain(out_dir: str | Path, *, steps: int | None = None, batch_size: int | None = None,
@@ -227,7 +246,7 @@ def pretrain(out_dir: str | Path, *, steps: int | None = None, batch_size: int |
     tokenizer = get_tokenizer()
     start, history, elapsed0 = 0, [], 0.0
     ckpt = out / CKPT_NAME
-    if resume and ckpt.exists():
+    if resume and (ckpt.exists() or ckpt.is_symlink()):
         start, saved_cfg, history = _load_checkpoint(ckpt, params, model, heads, opt)
         diff = _compatible(saved_cfg, cfg, start)
         if diff:
