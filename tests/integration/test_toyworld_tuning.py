@@ -13,7 +13,8 @@ import torch
 import mmprompt_lab as mpl
 from mmprompt_lab.toyclip.model import DEFAULT_WEIGHTS
 
-pytestmark = pytest.mark.skipif(not DEFAULT_WEIGHTS.exists(), reason="the shipped ToyCLIP weights are missing")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not DEFAULT_WEIGHTS.exists(), reason="the shipped ToyCLIP weights are missing")]
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +29,7 @@ def setup():
 @pytest.mark.parametrize("method", ["vpt", "maple"])
 def test_tuning_beats_zero_shot(setup, method):
     clip, train, test, zero_shot = setup
-    torch.manual_seed(0)
-    learner = mpl.create_learner(method, clip, train.classnames)
+    learner = mpl.create_learner(method, clip, train.classnames, seed=1)
     history = mpl.fit(learner, train, epochs=5, batch_size=4, seed=1, progress=False)  # official lr
     accuracy = mpl.evaluate(learner, test)["accuracy"]
     assert history.epoch_loss[-1] < history.epoch_loss[0]
@@ -38,8 +38,7 @@ def test_tuning_beats_zero_shot(setup, method):
 
 def test_coop_beats_zero_shot(setup):
     clip, train, test, zero_shot = setup
-    torch.manual_seed(0)
-    learner = mpl.create_learner("coop", clip, train.classnames)
+    learner = mpl.create_learner("coop", clip, train.classnames, seed=1)
     mpl.fit(learner, train, epochs=30, batch_size=4, seed=1, progress=False)  # official lr 0.002
     accuracy = mpl.evaluate(learner, test)["accuracy"]
     assert accuracy > zero_shot + 8, f"coop: {accuracy:.1f} % vs zero-shot {zero_shot:.1f} %"

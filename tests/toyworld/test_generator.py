@@ -44,8 +44,10 @@ def test_every_factor_renders():
     rng = np.random.default_rng(0)
     for style in STYLES:
         for bg in BACKGROUNDS:
-            for pat in PATTERNS:
-                render(Scene((Obj("fish", "pink", pat, "black"),), bg, style), 32, rng)
+            images = [np.asarray(render(Scene((Obj("fish", "pink", pat, "black"),), bg, style), 32, rng))
+                      for pat in PATTERNS]
+            assert all(im.shape == (32, 32, 3) and im.std() > 0 for im in images), (style, bg)
+            assert len({im.tobytes() for im in images}) > 1, (style, bg)  # the factor shows in the pixels
 
 
 def test_patterns_change_the_object():
