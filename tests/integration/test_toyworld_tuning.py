@@ -8,7 +8,6 @@ official step count on a suite this size), without which its seed-to-seed spread
 The README has the three-seed tables for every suite.
 """
 import pytest
-import torch
 
 import mmprompt_lab as mpl
 from mmprompt_lab.toyclip.model import DEFAULT_WEIGHTS
