@@ -1,5 +1,6 @@
 """Every reader on small datasets in the real layouts."""
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,10 @@ def test_bad_split_files_say_where(tmp_path, mk):
         get_source("dtd")
     with pytest.raises(ValueError, match="caltech-101 not found"):
         get_source("caltech101", root=tmp_path)
+    path.unlink()
+    os.mkfifo(path)  # never opened (that would block), never silently replaced by a generated split
+    with pytest.raises(ValueError, match=r"split_zhou_DescribableTextures.json is not a regular file \(FIFO\)"):
+        get_source("dtd", root=tmp_path / "dtd")
 
 
 def test_generated_folder_split_is_50_20_30_with_conventions(tmp_path, mk):
