@@ -12,7 +12,6 @@ The top-level CLI (`mmprompt_lab.cli`) calls `add_parsers(subparsers)`; every su
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -129,10 +128,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """Print the top-k classes of each image (a table, or JSON with --json)."""
     from .predict import predict
 
+    from ..engine import read_card
+    from ..io import dumps
+
+    classes = read_card(args.checkpoint)["classnames"]
     predictions = predict(args.checkpoint, args.images, topk=args.topk, device=args.device)
     if args.json:
-        print(json.dumps(predictions, indent=2))
+        print(dumps(predictions))
         return 0
+    shown = ", ".join(classes[:12]) + (f", … ({len(classes)} in all)" if len(classes) > 12 else "")
+    print(f"a closed set: each image is ranked among the checkpoint's {len(classes)} classes only ({shown})")
     for pred in predictions:
         print(pred["image"])
         for rank, top in enumerate(pred["top"], start=1):
