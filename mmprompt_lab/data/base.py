@@ -256,9 +256,9 @@ def load_dataset(name: str, split: str = "train", *, root: str | Path | None = N
     mapping = split_base_novel(train_labels, subsample)
     classnames = [source.classnames[old] for old in mapping]
     if len(classnames) < 2:
+        hint = " (e.g. another class folder or CSV classname)" if subsample == "all" else ", or use subsample='all'"
         raise ValueError(f"dataset {name!r} ({subsample} classes) has {len(classnames)} class(es) "
-                         f"{classnames}; prompt learning classifies among at least 2 classes. Add classes "
-                         "(e.g. another class folder or CSV classname), or use subsample='all'.")
+                         f"{classnames}; prompt learning classifies among at least 2 classes. Add classes{hint}.")
     items = relabel(items, mapping)
     if not items:
         raise ValueError(f"dataset {name!r} split {split!r} ({subsample}) selects no images")
