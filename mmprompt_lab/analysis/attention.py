@@ -26,7 +26,8 @@ from plotly.subplots import make_subplots
 from torch import Tensor
 
 from ..engine.transforms import test_transform
-from ..learners.base import PromptLearner, PromptTokens
+from ..learners.base import PromptLearner
+from ..learners.prompts import PromptTokens
 
 
 @dataclass
@@ -72,16 +73,13 @@ def image_batch(dataset, clip, n: int = 4, per_class: bool = True) -> tuple[Tens
 def capture(learner: PromptLearner, images: Tensor) -> AttentionRecord:
     """Run the learner's prompted forward once and record both towers' attention, every layer.
 
-    images (B, 3, H, W) preprocessed. Learners with fixed text ("zeroshot") record the image tower only.
+    images (B, 3, H, W) preprocessed. Learners with hand-template text (`has_text_prompts` False:
+    zeroshot, vpt) record the image tower only.
     """
     learner.eval()
     images = images.to(learner.clip.device)
     att: dict = {}
-    try:
-        learner.encode(images, attention=att)
-    except RuntimeError:  # no learnable text prompts (zeroshot): step the image tower alone
-        att = {}
-        learner.clip.run(None, learner.vision_input(images), learner.layer, attention=att)
+    learner.encode(images, attention=att)
     clip = learner.clip
     vision = [a.float().cpu() for a in att.get("vision", [])]
     t = vision[0].shape[-1]
@@ -101,8 +99,8 @@ def capture(learner: PromptLearner, images: Tensor) -> AttentionRecord:
 
 
 def prompt_tokens(learner: PromptLearner) -> PromptTokens | None:
-    """The learner's tokenised text prompts with learnable slots, if it has any."""
-    return next((m for m in learner.modules() if isinstance(m, PromptTokens)), None)
+    """The learner's tokenised text prompts with learnable slots (`learner.prompts`), if it has any."""
+    return learner.prompts if learner.has_text_prompts else None
 
 
 def token_labels(clip, tokens: Tensor, slots: Tensor, eot: int) -> list[str]:
@@ -196,13 +194,14 @@ def cross_modal_attention(learner: PromptLearner, images: Tensor) -> dict[str, l
     Returns {"vision": [(M, M) per layer], "text": [...]}: for DCP's CMPA, "vision" holds the weights
     of the vision-prompt update (queries: projected text prompts, keys: vision prompts) and "text"
     those of the text-prompt update (queries: projected vision prompts, keys: text prompts),
-    averaged over the fused groups. Raises for learners without a recording module.
+    averaged over the fused groups. Raises for learners without a recording module
+    (`records_cross_attention` False).
     """
+    if not learner.records_cross_attention:
+        raise ValueError(f"{learner.name!r} has no cross-modal attention module that can record "
+                         "(coupled methods with attention: dcp)")
     learner.eval()
     with recording(learner) as records:
-        if not records:
-            raise ValueError(f"{learner.name!r} has no cross-modal attention module that can record "
-                             "(coupled methods with attention: dcp)")
         learner.encode(images.to(learner.clip.device))
     out: dict[str, list[Tensor]] = {}
     for rec in records.values():

@@ -10,21 +10,19 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..learners.base import PromptLearner
-from .attention import prompt_tokens
 
 
 def learned_context(learner: PromptLearner, row: int = 0) -> Tensor:
     """(M, Dt) the layer-0 vectors at the learnable text slots of class `row`'s prompt — the raw
-    context for CoOp/IVLP/MaPLe/…, the mixer's output for UPT, the shared context for CoCoOp."""
-    prompts = prompt_tokens(learner)
-    if prompts is None or prompts.slots.shape[-1] == 0:
+    context for CoOp/IVLP/MaPLe/…, the mixer's output for UPT, the shared context (before the
+    meta-net) for learners whose text prompts are made per image (CoCoOp)."""
+    if not learner.has_text_prompts:
         raise ValueError(f"{learner.name!r} has no learnable text context")
-    try:
-        with torch.no_grad():
-            emb, _ = learner.text_prompts()  # (C, L, Dt)
-    except RuntimeError:  # image-conditioned prompts (CoCoOp): the shared context before the meta-net
+    if learner.image_conditioned_text:
         return learner.ctx.detach().float().cpu()  # (M, Dt)
-    return emb[row, prompts.slots[row]].detach().float().cpu()  # (M, Dt)
+    with torch.no_grad():
+        emb, _ = learner.text_prompts(learner.begin_pass())  # (C, L, Dt)
+    return emb[row, learner.prompts.slots[row]].detach().float().cpu()  # (M, Dt)
 
 
 def nearest_words(clip, vectors: Tensor, k: int = 5, metric: str = "euclidean",

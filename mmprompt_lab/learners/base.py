@@ -1,22 +1,42 @@
-"""Shared machinery of every prompt learner (STYLE.md rule 1): config checking, text prompt assembly
-with learnable slots, word-initialised context, deep replacement in either tower, cached fixed text
-features, official-state-dict import.
+"""The learner base: the prompted forward every method shares, its hooks and the per-pass state,
+the declared capabilities, the config base, training presets, depth resolution, learner-only state
+and official-state-dict import. The prompt machinery itself (prompt tokens with learnable slots,
+context layouts, slot scatter/gather, visual prompt insertion, inits) is in `prompts.py`.
 
 A learner is an `nn.Module` around a `FrozenCLIP` that decides which tokens to insert or replace
-before each block. Subclasses override a few hooks:
+before each block. One forward is one *pass*: `begin_pass()` computes once what the pass needs
+(e.g. UPT's mixer output) and the same state is handed to every hook of that pass; nothing
+computed in a pass is kept on the learner. Subclasses override a few hooks:
 
-    text_prompts()          -> (C, L, Dt) layer-0 prompt embeddings (context spliced into slots)
-    vision_prompts()        -> (N, Dv) layer-0 visual prompts, or None
-    layer(i, text, vision)  -> (text, vision), called before block i (deep prompts, coupling)
+    begin_pass()                  -> PassState, a dict of tensors computed once per pass ({} by default)
+    text_prompts(state)           -> (C, L, Dt) layer-0 prompt embeddings (context in the slots), (C,) EOT
+    vision_prompts(state)         -> (N, Dv) layer-0 visual prompts, or None
+    layer(i, text, vision, state) -> (text, vision), called before block i (deep prompts, coupling)
 
-`forward(images) -> (B, C)` logits. Learners whose text features do not depend on the images
-(`conditional = False`) let the engine compute text features once per evaluation.
+`encode`, `encode_text` and `encode_image` open a pass and give `FrozenCLIP.run` the hook
+`self.hook(state)`; `forward(images) -> (B, C)` logits.
+
+Capabilities are declared as class attributes, never discovered by catching exceptions; a config
+that switches one off sets it on the instance in `__init__` (IVLP without vision prompts):
+`has_text_prompts`, `has_vision_prompts`, `conditional`, `image_conditioned_text`, `couples_towers`,
+`records_cross_attention`, `extra_loss_terms` (each is described where it is declared).
+
+One naming scheme across learners (official names appear only in each `official_names()`):
+
+    prompts      PromptTokens: the tokenised class prompts with learnable slots (text side)
+    ctx          layer-0 text prompts spliced into the slots, (M, Dt) ((C, M, Dt) class-specific)
+    deep_text    text prompts of blocks 1..J-1: `deep_text[i - 1]` (M, Dt) before block i
+    vision_ctx   layer-0 visual prompts (N, Dv) (UPT: (1, N, Dv), the released shape)
+    deep_vision  visual prompts of blocks 1..J-1: `deep_vision[i - 1]` (N, Dv) before block i
+
+Method-specific modules keep their method's name (`meta_net`, `proj`/`deep_proj`, `mixer`, `cmpa`,
+`t2v`/`v2t`, `text_dafe`/`vision_dafe`).
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterable, Iterator, Mapping
@@ -25,16 +45,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..backbone import FrozenCLIP
+from ..backbone import FrozenCLIP, LayerHook
 from ..config import build_config
+from .prompts import PromptTokens, insert_vision
 
-CTX = "{ctx}"  # marks a run of learnable context tokens in a prompt template
-VISION_POSITIONS = ("end", "after_cls")
+PassState = dict[str, Tensor]  # what one forward pass computes once and hands to every hook
 
 
 @dataclass(frozen=True)
 class TrainPreset:
-    """Official optimisation settings of a method (METHODS.md); `fit` uses them for unset arguments."""
+    """Official optimisation settings of a method (docs/methods.md); `fit` uses them for unset arguments."""
 
     lr: float = 0.002
     batch_size: int = 4
@@ -48,7 +68,7 @@ class LearnerConfig:
 
     @classmethod
     def from_overrides(cls, **overrides: Any) -> "LearnerConfig":
-        """Build a config, rejecting unknown keys with a suggestion (STYLE.md rule 5)."""
+        """Build a config, rejecting unknown keys with a suggestion (docs/design.md, overrides are checked)."""
         return build_config(cls, overrides)
 
     def to_dict(self) -> dict:
@@ -61,145 +81,6 @@ def check(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
-# ---------------------------------------------------------------------------- text prompts
-class PromptTokens(nn.Module):
-    """Tokenised class prompts with learnable slots.
-
-    `template` is a prompt with `{}` for the class name and `{ctx}` for each run of learnable
-    tokens, e.g. "{ctx} {}." (CoOp), "{ctx} of a {}." (MaPLe: "a photo" learnable, "of a" fixed),
-    "{ctx} {} {ctx}." (class in the middle), "a photo of a {}. {ctx}" (MAP-DAFE). `runs` gives the
-    length of each `{ctx}` run. `fill` gives the words rendered at the slots while tokenising
-    (the init phrase, else "X"); they are replaced by the context at forward time.
-
-    Buffers (C classes, L context length, M slots in total):
-        embeddings (C, L, Dt) frozen token embeddings; slots (C, M) slot positions; eot (C,).
-    """
-
-    def __init__(self, clip: FrozenCLIP, classnames: list[str], template: str, runs: list[int],
-                 fill: list[str] | None = None):
-        super().__init__()
-        check(template.count(CTX) == len(runs), f"template {template!r} has {template.count(CTX)} "
-              f"{CTX} runs but {len(runs)} run lengths were given")
-        check(all(r >= 0 for r in runs), f"context run lengths must be ≥ 0, got {runs}")
-        self.clip, self.template, self.runs = [clip], template, list(runs)
-        fill = fill if fill is not None else ["X"] * sum(runs)
-        check(len(fill) == sum(runs), f"{len(fill)} fill words for {sum(runs)} slots")
-        self.fill = fill
-        self.set_classnames(classnames)
-
-    def set_classnames(self, classnames: list[str]) -> None:
-        """Rebuild the class-dependent buffers (e.g. base → novel)."""
-        classnames = list(classnames)
-        if not classnames:
-            raise ValueError("classnames is empty: a learner needs at least one class")
-        clip = self.clip[0]
-        tok = clip.tokenizer
-        rows, slot_rows = [], []
-        for name in classnames:
-            text = self.template.replace("{}", name.replace("_", " "))
-            pieces = text.split(CTX)  # literal pieces around the runs; runs sit between spaces
-            ids, slots, k = [tok.sot_token_id], [], 0
-            for n, piece in enumerate(pieces):
-                ids += tok.encode(piece) if piece.strip() else []
-                if n < len(self.runs):
-                    words = self.fill[k:k + self.runs[n]]
-                    for word in words:  # one token per slot, like the official "X X X X"
-                        word_ids = tok.encode(word)
-                        check(len(word_ids) == 1, f"context word {word!r} is {len(word_ids)} tokens; "
-                              "each learnable slot takes one token")
-                        slots.append(len(ids))
-                        ids += word_ids
-                    k += self.runs[n]
-            ids.append(tok.eot_token_id)
-            if len(ids) > clip.context_length:
-                raise ValueError(f"the prompt for class {name!r} has {len(ids)} tokens with the context; "
-                                 f"this model's context length is {clip.context_length}")
-            rows.append(ids + [0] * (clip.context_length - len(ids)))
-            slot_rows.append(slots)
-        tokens = torch.tensor(rows, device=clip.device)  # (C, L)
-        self.classnames = classnames
-        self.register_buffer("tokens", tokens, persistent=False)
-        self.register_buffer("eot", tokens.argmax(dim=-1), persistent=False)  # (C,)
-        self.register_buffer("slots", torch.tensor(slot_rows, dtype=torch.long, device=clip.device)
-                             .reshape(len(rows), -1), persistent=False)  # (C, M)
-        with torch.no_grad():
-            self.register_buffer("embeddings", clip.token_embedding(tokens), persistent=False)  # (C, L, Dt)
-
-    def init_vectors(self) -> Tensor:
-        """(M, Dt) embeddings of the fill words at the slots of class 0: word-initialised context."""
-        return self.embeddings[0, self.slots[0]].clone()
-
-    def assemble(self, ctx: Tensor) -> Tensor:
-        """Splice context into the slots. ctx (M, Dt), (C, M, Dt) or (N·C, M, Dt) → (·, L, Dt)."""
-        emb, slots = self.embeddings, self.slots
-        if ctx.ndim == 3 and ctx.shape[0] != emb.shape[0]:  # per image × class (conditional)
-            reps = ctx.shape[0] // emb.shape[0]
-            emb, slots = emb.repeat(reps, 1, 1), slots.repeat(reps, 1)
-        ctx = ctx.expand(emb.shape[0], -1, -1) if ctx.ndim == 2 else ctx  # (·, M, Dt)
-        return replace_slots(emb, slots, ctx)
-
-
-def replace_slots(x: Tensor, slots: Tensor, values: Tensor) -> Tensor:
-    """x (N, L, D) with x[n, slots[n, k]] ← values[n, k]; slots (N or 1, M), values (N, M, D) or (M, D)."""
-    n, m, d = x.shape[0], slots.shape[-1], x.shape[-1]
-    index = slots.expand(n, m).unsqueeze(-1).expand(n, m, d)  # (N, M, D)
-    return x.scatter(1, index, values.expand(n, m, d).to(x.dtype))
-
-
-def gather_slots(x: Tensor, slots: Tensor) -> Tensor:
-    """x (N, L, D), slots (N or 1, M) → (N, M, D): the hidden states at the prompt slots."""
-    n, m, d = x.shape[0], slots.shape[-1], x.shape[-1]
-    return x.gather(1, slots.expand(n, m).unsqueeze(-1).expand(n, m, d))
-
-
-def word_init(clip: FrozenCLIP, phrase: str, n: int) -> Tensor:
-    """(n, Dt) token embeddings of the first n words of `phrase` (official word initialisation)."""
-    ids = clip.tokenizer.encode(phrase)
-    check(len(ids) >= n, f"init phrase {phrase!r} has {len(ids)} tokens, fewer than n_ctx={n}")
-    with torch.no_grad():
-        return clip.token_embedding(torch.tensor(ids[:n])).clone()
-
-
-def init_phrase_words(clip: FrozenCLIP, phrase: str | None, n: int) -> tuple[list[str], str]:
-    """Split a word-init phrase into the n learnable words and the fixed rest ("a photo", "of a")."""
-    if not phrase:
-        return ["X"] * n, ""
-    words = [clip.tokenizer.decoder[i].replace("</w>", "") for i in clip.tokenizer.encode(phrase)]
-    check(len(words) >= n, f"init phrase {phrase!r} has {len(words)} tokens, fewer than n_ctx={n}")
-    return words[:n], " ".join(words[n:])
-
-
-def normal_(*shape: int, std: float = 0.02) -> nn.Parameter:
-    """A parameter drawn from N(0, std²) — the official init of context and deep prompts."""
-    return nn.Parameter(torch.randn(*shape) * std)
-
-
-# ---------------------------------------------------------------------------- vision prompts
-def insert_vision(x: Tensor, prompts: Tensor, position: str) -> Tensor:
-    """Insert prompts into vision tokens. x (B, T, Dv), prompts (N, Dv) or (B, N, Dv) → (B, T+N, Dv).
-
-    "end": after all tokens (MaPLe, IVLP, VPT, DCP); "after_cls": right after the class token (UPT).
-    """
-    p = prompts.expand(x.shape[0], -1, -1).to(x.dtype) if prompts.ndim == 2 else prompts.to(x.dtype)
-    if position == "end":
-        return torch.cat([x, p], dim=1)
-    return torch.cat([x[:, :1], p, x[:, 1:]], dim=1)
-
-
-def replace_vision(x: Tensor, prompts: Tensor, position: str) -> Tensor:
-    """Replace the N prompt tokens of x (B, T, Dv) by prompts (N, Dv) or (B, N, Dv)."""
-    n = prompts.shape[-2]
-    p = prompts.expand(x.shape[0], -1, -1).to(x.dtype) if prompts.ndim == 2 else prompts.to(x.dtype)
-    if position == "end":
-        return torch.cat([x[:, :-n], p], dim=1)
-    return torch.cat([x[:, :1], p, x[:, 1 + n:]], dim=1)
-
-
-def vision_slots(x: Tensor, n: int, position: str) -> Tensor:
-    """The N prompt tokens of x (B, T, Dv) → (B, N, Dv)."""
-    return x[:, -n:] if position == "end" else x[:, 1:1 + n]
-
-
 # ---------------------------------------------------------------------------- the learner
 class PromptLearner(nn.Module):
     """Base class: a frozen CLIP plus learnable prompts. `forward(images (B,3,H,W)) -> (B, C)`."""
@@ -207,9 +88,19 @@ class PromptLearner(nn.Module):
     name: ClassVar[str] = ""
     config_class: ClassVar[type[LearnerConfig]] = LearnerConfig
     preset: ClassVar[TrainPreset] = TrainPreset()
-    conditional: ClassVar[bool] = False  # text features depend on the images (no caching)
     vision_position: ClassVar[str] = "end"  # where visual prompts sit: "end" or "after_cls"
     vision_before_ln_pre: ClassVar[bool] = True  # layer-0 visual prompts go through ln_pre
+
+    # -- capabilities (declared; analysis and the engine read them) --------------------------------
+    has_text_prompts: bool = True  # learnable text tokens (`prompts`, `ctx`); False = hand-template text
+    has_vision_prompts: bool = False  # learnable tokens in the image tower (`vision_prompts` is not None)
+    conditional: bool = False  # text features depend on the images: no caching, only `encode(images)`
+    image_conditioned_text: bool = False  # layer-0 text prompts are made per image (meta-net): `text_prompts`
+    # has no image-free value; `ctx` is the shared part
+    couples_towers: bool = False  # one tower's prompts are computed from the other's prompts or hidden states
+    records_cross_attention: bool = False  # has a cross-modal attention module with a `record` dict
+    # (read by mmprompt_lab.analysis.attention.recording)
+    extra_loss_terms: bool = False  # `training_loss` adds terms to the cross-entropy
 
     # config field → (official depth on a 12-block tower, which tower bounds it: "text" | "vision" | "both")
     depth_fields: ClassVar[dict[str, tuple[int, str]]] = {}
@@ -223,27 +114,38 @@ class PromptLearner(nn.Module):
         self.clip = clip
         self.config = resolve_depths(config, self.depth_fields, clip, type(self).name)
         self.classnames = list(classnames)
-        self._fixed_text: Tensor | None = None
+        self.register_buffer("fixed_text", None, persistent=False)  # (C, E) cache of `fixed_text_features`
 
     # -- hooks ---------------------------------------------------------------------------
-    def text_prompts(self) -> tuple[Tensor, Tensor]:
-        """Layer-0 prompt embeddings (C, L, Dt) and EOT positions (C,). Subclasses override."""
-        raise NotImplementedError
+    def begin_pass(self) -> PassState:
+        """What one forward pass computes once and every hook of the pass reads (e.g. UPT's mixer
+        output, MuDPT's fused deep prompts). Default: nothing."""
+        return {}
 
-    def vision_prompts(self) -> Tensor | None:
+    def text_prompts(self, state: PassState) -> tuple[Tensor, Tensor]:
+        """Layer-0 prompt embeddings (C, L, Dt) and EOT positions (C,). Learners with text prompts override."""
+        raise NotImplementedError(f"{self.name} does not define text_prompts (has_text_prompts="
+                                  f"{self.has_text_prompts})")
+
+    def vision_prompts(self, state: PassState) -> Tensor | None:
         """Layer-0 visual prompts (N, Dv), or None for an untouched image tower."""
         return None
 
-    def layer(self, i: int, text: Tensor | None, vision: Tensor | None):
+    def layer(self, i: int, text: Tensor | None, vision: Tensor | None,
+              state: PassState) -> tuple[Tensor | None, Tensor | None]:
         """Called before block i with both towers' states; returns them (possibly with new prompts)."""
         return text, vision
+
+    def hook(self, state: PassState) -> LayerHook:
+        """`layer` bound to one pass's state: the `hook(i, text, vision)` that `FrozenCLIP.run` calls."""
+        return functools.partial(self.layer, state=state)
 
     def set_classnames(self, classnames: list[str]) -> None:
         """Switch class names (base → novel); only class-dependent buffers are rebuilt."""
         if not classnames:
             raise ValueError("classnames is empty: a learner needs at least one class")
         self.classnames = list(classnames)
-        self._fixed_text = None
+        self.fixed_text = None
         for module in self.modules():
             if isinstance(module, PromptTokens):
                 module.set_classnames(self.classnames)
@@ -267,34 +169,45 @@ class PromptLearner(nn.Module):
             self.set_classnames(own)
 
     # -- the forward ----------------------------------------------------------------------
-    def vision_input(self, images: Tensor) -> Tensor:
+    def vision_input(self, images: Tensor, state: PassState) -> Tensor:
         """(B, 3, H, W) → (B, T, Dv) tokens entering block 0, with the layer-0 visual prompts."""
         x = self.clip.embed_image(images)  # (B, 1+P, Dv)
-        prompts = self.vision_prompts()
+        prompts = self.vision_prompts(state)
         if prompts is None:
             return self.clip.ln_pre(x)
         if self.vision_before_ln_pre:
             return self.clip.ln_pre(insert_vision(x, prompts, self.vision_position))  # (B, T, Dv)
         return insert_vision(self.clip.ln_pre(x), prompts, self.vision_position)  # (B, T, Dv)
 
-    def encode_text(self) -> Tensor:
-        """(C, E) text features of the current prompts (unnormalised)."""
-        emb, eot = self.text_prompts()
+    def encode_text(self, state: PassState | None = None) -> Tensor:
+        """(C, E) text features of the current prompts (unnormalised); opens a pass unless given one."""
+        if self.conditional:
+            raise RuntimeError(f"{self.name}'s text features depend on the images; call encode(images) "
+                               "or the learner itself")
+        state = self.begin_pass() if state is None else state
+        emb, eot = self.text_prompts(state)
         x, mask = self.clip.start_text(emb, eot)  # (C, L', Dt)
-        x, _ = self.clip.run(x, None, self.layer, text_mask=mask)
+        x, _ = self.clip.run(x, None, self.hook(state), text_mask=mask)
         return self.clip.pool_text(x, eot)  # (C, E)
 
-    def encode_image(self, images: Tensor) -> Tensor:
-        """(B, 3, H, W) → (B, E) image features (unnormalised)."""
-        _, v = self.clip.run(None, self.vision_input(images), self.layer)
+    def encode_image(self, images: Tensor, state: PassState | None = None,
+                     attention: dict | None = None) -> Tensor:
+        """(B, 3, H, W) → (B, E) image features (unnormalised); opens a pass unless given one."""
+        state = self.begin_pass() if state is None else state
+        _, v = self.clip.run(None, self.vision_input(images, state), self.hook(state), attention=attention)
         return self.clip.pool_image(v)  # (B, E)
 
     def encode(self, images: Tensor, attention: dict | None = None) -> tuple[Tensor, Tensor]:
-        """Both towers in lockstep: → image features (B, E), text features (C, E) or (B, C, E)."""
-        emb, eot = self.text_prompts()
-        t, mask = self.clip.start_text(emb, eot)
-        t, v = self.clip.run(t, self.vision_input(images), self.layer, text_mask=mask, attention=attention)
-        return self.clip.pool_image(v), self.clip.pool_text(t, eot)
+        """Both towers in lockstep, one pass: → image features (B, E), text features (C, E) or (B, C, E).
+        With `attention` a dict, every block's attention weights are recorded into it (FrozenCLIP.run)."""
+        state = self.begin_pass()
+        if not self.has_text_prompts:  # hand-template text: only the image tower is prompted
+            return self.encode_image(images, state, attention), self.encode_text(state)
+        emb, eot = self.text_prompts(state)
+        t, mask = self.clip.start_text(emb, eot)  # (C, L', Dt)
+        t, v = self.clip.run(t, self.vision_input(images, state), self.hook(state), text_mask=mask,
+                             attention=attention)
+        return self.clip.pool_image(v), self.clip.pool_text(t, eot)  # (B, E), (C, E)
 
     def logits(self, image_features: Tensor, text_features: Tensor) -> Tensor:
         """(B, E) × (C, E) or (B, C, E) → (B, C) scaled cosine similarities."""
@@ -314,13 +227,15 @@ class PromptLearner(nn.Module):
             return self.logits(self.encode_image(images), text_features)
         if self.conditional:
             return self.logits(*self.encode(images))
-        return self.logits(self.encode_image(images), self.encode_text())
+        state = self.begin_pass()  # one pass serves both towers (UPT's mixer runs once)
+        return self.logits(self.encode_image(images, state), self.encode_text(state))
 
     # -- training hooks (the engine's seam for regularisers and schedules) --------------------
     def training_loss(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         """The loss `fit` minimises and the logits it reports: (scalar loss, (B, C) logits).
         Default: cross-entropy on the scaled cosine logits. A learner adds its own terms here
-        (e.g. a pull toward the frozen CLIP's features) from the same forward pass."""
+        (e.g. a pull toward the frozen CLIP's features) from the same forward pass, and declares
+        `extra_loss_terms = True`."""
         logits = self(images)  # (B, C)
         return F.cross_entropy(logits.float(), labels), logits
 
@@ -331,13 +246,16 @@ class PromptLearner(nn.Module):
 
     # -- helpers for learners with fixed (hand-template) text --------------------------------
     def fixed_text_features(self, templates: Iterable[str]) -> Tensor:
-        """(C, E) frozen features of hand templates, averaged over templates after normalising."""
-        if self._fixed_text is None or self._fixed_text.device != self.clip.device:
+        """(C, E) frozen features of hand templates, averaged over templates after normalising.
+        Each template is formatted with the class name (`template.format(name)`), so braces in a
+        name stay plain text. Cached in the non-persistent `fixed_text` buffer until class names change."""
+        if self.fixed_text is None:
             with torch.no_grad():
-                feats = [F.normalize(self.clip.encode_text([t.format(c.replace("_", " ")) for c in self.classnames]), dim=-1)
-                         for t in templates]
-                self._fixed_text = F.normalize(torch.stack(feats).mean(0), dim=-1)  # (C, E)
-        return self._fixed_text
+                names = [c.replace("_", " ") for c in self.classnames]
+                feats = [F.normalize(self.clip.encode_text([t.format(c) for c in names]), dim=-1)
+                         for t in templates]  # T × (C, E)
+                self.fixed_text = F.normalize(torch.stack(feats).mean(0), dim=-1)  # (C, E)
+        return self.fixed_text
 
     # -- state ---------------------------------------------------------------------------
     def trainable_parameters(self) -> list[nn.Parameter]:
@@ -369,7 +287,7 @@ class PromptLearner(nn.Module):
         return {}
 
     def load_official_state_dict(self, state: Mapping[str, Tensor]) -> list[str]:
-        """Import a released checkpoint's tensors by their official names (METHODS.md).
+        """Import a released checkpoint's tensors by their official names (docs/methods.md).
 
         Accepts keys with or without a `prompt_learner.` / `module.` prefix, ignores the frozen
         CLIP's weights and class-dependent buffers (`token_prefix`, `token_suffix`), checks shapes,
@@ -404,6 +322,23 @@ class PromptLearner(nn.Module):
     def extra_repr(self) -> str:
         return f"method={self.name!r}, classes={len(self.classnames)}, trainable={self.num_trainable():,}"
 
+    # -- checkpoints (PEFT/HF style; engine.checkpoint does the work) -------------------------
+    def save_pretrained(self, out_dir, extra: dict | None = None):
+        """Write this learner's prompts (safetensors) and its JSON card into `out_dir`; see
+        `engine.checkpoint.save_learner`. Example: `learner.save_pretrained("runs/coop")`."""
+        from ..engine.checkpoint import save_learner
+
+        return save_learner(self, out_dir, extra=extra)
+
+    @classmethod
+    def from_pretrained(cls, path, clip: FrozenCLIP | None = None, *, device: str | None = None,
+                        download: bool | None = None) -> "PromptLearner":
+        """Rebuild a learner saved by `save_pretrained`; clip=None loads the backbone named in its card
+        (local cache only unless `download`). Example: `CoOp.from_pretrained("runs/coop")`."""
+        from ..engine.checkpoint import load_learner
+
+        return load_learner(path, clip, method=cls.name or None, device=device, download=download)
+
 
 def resolve_depths(config: LearnerConfig, fields: dict[str, tuple[int, str]], clip: FrozenCLIP,
                    method: str) -> LearnerConfig:
@@ -421,16 +356,3 @@ def resolve_depths(config: LearnerConfig, fields: dict[str, tuple[int, str]], cl
               f"{'text/vision' if tower == 'both' else tower} blocks ({clip.id})")
         updates[name] = value
     return dataclasses.replace(config, **updates) if updates else config
-
-
-def deep_indices(depth: int, total: int) -> range:
-    """Blocks that receive fresh deep prompts: 1..depth-1, bounded by the tower depth."""
-    return range(1, min(depth, total))
-
-
-def uniform_(*shape: int, bound: float) -> nn.Parameter:
-    return nn.Parameter(torch.empty(*shape).uniform_(-bound, bound))
-
-
-def xavier_bound(fan_in: int, fan_out: int) -> float:
-    return math.sqrt(6.0 / (fan_in + fan_out))

@@ -24,12 +24,11 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import LearnerConfig, PromptLearner, PromptTokens, TrainPreset, check
-from .coop import context_layout
+from .base import LearnerConfig, PromptLearner, TrainPreset, check
+from .prompts import coop_layout
 from .registry import register_learner
 
 
@@ -52,27 +51,25 @@ class CoCoOp(PromptLearner):
     config_class = CoCoOpConfig
     preset = TrainPreset(lr=0.002, batch_size=1, epochs=10)
     conditional = True
+    image_conditioned_text = True
+    couples_towers = True  # image → text, per image
 
     def __init__(self, clip, classnames, config: CoCoOpConfig):
         super().__init__(clip, classnames, config)
         e, dt = clip.embed_dim, clip.text_width
         check(e >= 16, f"the meta-net's hidden width is E/16; this model's E = {e} is below 16")
-        template, runs, fill = context_layout(clip, "end", config.n_ctx, config.ctx_init)
-        self.prompts = PromptTokens(clip, self.classnames, template, runs, fill)
-        if config.ctx_init:
-            self.ctx = nn.Parameter(self.prompts.init_vectors())  # (M, Dt)
-        else:
-            self.ctx = nn.Parameter(torch.randn(runs[0], dt) * config.init_std)  # (M, Dt)
+        layout = coop_layout(clip, "end", config.n_ctx, config.ctx_init)
+        self.prompts = layout.tokens(clip, self.classnames)
+        self.ctx = layout.context(self.prompts, layout.runs[0], dt, std=config.init_std)  # (M, Dt)
         self.meta_net = nn.Sequential(OrderedDict([
             ("linear1", nn.Linear(e, e // 16)), ("relu", nn.ReLU()), ("linear2", nn.Linear(e // 16, dt))]))
 
-    def text_prompts(self):
+    def text_prompts(self, state):
         raise RuntimeError("cocoop's text prompts depend on the images; call the learner or encode(images)")
 
     def encode(self, images, attention=None):
         """→ image features (B, E), per-image text features (B, C, E)."""
-        _, v = self.clip.run(None, self.vision_input(images), attention=attention)
-        image_features = self.clip.pool_image(v)  # (B, E)
+        image_features = self.encode_image(images, attention=attention)  # (B, E), frozen image tower
         pi = self.meta_net(F.normalize(image_features, dim=-1))  # (B, Dt)
         ctx = self.ctx + pi[:, None]  # (B, M, Dt)
         b, c = ctx.shape[0], len(self.classnames)
@@ -81,9 +78,6 @@ class CoCoOp(PromptLearner):
         t, mask = self.clip.start_text(emb, eot)  # (B·C, L', Dt)
         t, _ = self.clip.run(t, None, text_mask=mask, attention=attention)
         return image_features, self.clip.pool_text(t, eot).view(b, c, -1)  # (B, E), (B, C, E)
-
-    def encode_text(self):
-        raise RuntimeError("cocoop's text features depend on the images; call the learner or encode(images)")
 
     def official_names(self):
         names = {"prompt_learner.ctx": "ctx"}

@@ -13,13 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-from torch import nn
-
-from .base import LearnerConfig, PromptLearner, PromptTokens, TrainPreset, check, init_phrase_words
+from .base import LearnerConfig, PromptLearner, TrainPreset, check
+from .prompts import COOP_TEMPLATES, coop_layout
 from .registry import register_learner
-
-POSITIONS = {"end": "{ctx} {}.", "middle": "{ctx} {} {ctx}.", "front": "{} {ctx}."}
 
 
 @dataclass(frozen=True)
@@ -32,19 +28,10 @@ class CoOpConfig(LearnerConfig):
 
     def __post_init__(self):
         check(self.n_ctx >= 1, f"n_ctx must be ≥ 1, got {self.n_ctx}")
-        check(self.class_token_position in POSITIONS,
-              f"class_token_position must be one of {list(POSITIONS)}, got {self.class_token_position!r}")
+        check(self.class_token_position in COOP_TEMPLATES,
+              f"class_token_position must be one of {list(COOP_TEMPLATES)}, got {self.class_token_position!r}")
         check(not (self.csc and self.ctx_init), "csc uses random init; leave ctx_init empty")
         check(not (self.ctx_init and self.class_token_position != "end"), "word init needs class_token_position='end'")
-
-
-def context_layout(clip, position: str, n_ctx: int, ctx_init: str) -> tuple[str, list[int], list[str]]:
-    """Template, run lengths and fill words of CoOp-style context (shared with CoCoOp)."""
-    if ctx_init:  # CoOp/CoCoOp rule: M = number of tokens of the init phrase
-        words, _ = init_phrase_words(clip, ctx_init, len(clip.tokenizer.encode(ctx_init)))
-        return POSITIONS["end"], [len(words)], words
-    runs = [n_ctx // 2, n_ctx - n_ctx // 2] if position == "middle" else [n_ctx]
-    return POSITIONS[position], runs, ["X"] * n_ctx
 
 
 @register_learner
@@ -57,16 +44,13 @@ class CoOp(PromptLearner):
 
     def __init__(self, clip, classnames, config: CoOpConfig):
         super().__init__(clip, classnames, config)
-        template, runs, fill = context_layout(clip, config.class_token_position, config.n_ctx, config.ctx_init)
-        self.prompts = PromptTokens(clip, self.classnames, template, runs, fill)
-        m, dt = sum(runs), clip.text_width
-        if config.ctx_init:
-            self.ctx = nn.Parameter(self.prompts.init_vectors())  # (M, Dt)
-        else:
-            shape = (len(self.classnames), m, dt) if config.csc else (m, dt)
-            self.ctx = nn.Parameter(torch.randn(*shape) * config.init_std)  # (M, Dt) | (C, M, Dt)
+        layout = coop_layout(clip, config.class_token_position, config.n_ctx, config.ctx_init)
+        self.prompts = layout.tokens(clip, self.classnames)
+        shape = (sum(layout.runs), clip.text_width)  # (M, Dt)
+        shape = (len(self.classnames), *shape) if config.csc else shape
+        self.ctx = layout.context(self.prompts, *shape, std=config.init_std)  # (M, Dt) | (C, M, Dt)
 
-    def text_prompts(self):
+    def text_prompts(self, state):
         return self.prompts.assemble(self.ctx), self.prompts.eot  # (C, L, Dt), (C,)
 
     def set_classnames(self, classnames):

@@ -22,7 +22,7 @@ couples each image with its own text prompts (text features (B, C, E), as in CoC
 Official: M = 16 (random init; "a photo of a" only when M ≤ 4), J = 9, fusing mean, one CMPA shared by
 all layers, batch 4, lr 0.0035, 20 epochs. Trainable (ViT-B/16, shared, M = 16): 11,048,448.
 Heads: the backbone's (12 vision, 8 text for ViT-B/16, as the code's width // 64).
-Official names (`CustomCLIP`): `prompt_learner.prompts_text` → `text_ctx`, `prompt_learner.prompts_visual`
+Official names (`CustomCLIP`): `prompt_learner.prompts_text` → `ctx`, `prompt_learner.prompts_visual`
 → `vision_ctx`; `encoder.resblocks.{i}.prompt_attn.<sub>` → `cmpa.0.<ours>` for every i (the shared
 module sits under every block; all names are accepted and must agree), or `cmpa.{i-1}` for i = 1..J
 with `shared_cmpa=False` (the code also builds unused modules at blocks 0 and J+1..; they are ignored).
@@ -37,16 +37,13 @@ from dataclasses import dataclass
 from open_clip.transformer import QuickGELU
 from torch import Tensor, nn
 
-from .base import (LearnerConfig, PromptLearner, PromptTokens, TrainPreset, check, gather_slots, normal_,
-                   replace_slots, replace_vision, vision_slots)
-from .maple import deep_text_layout
+from .base import LearnerConfig, PromptLearner, TrainPreset, check
+from .prompts import deep_text_layout, gather_slots, normal_, replace_slots, replace_vision, vision_slots
 from .registry import register_learner
 
 OFFICIAL = {"attn_v": "promt_attention_visual", "ln1_v": "ln_pa_1_visual", "ln2_v": "ln_pa_2_visual",
             "mlp_v": "mlp_pa_visual", "proj_t2v": "proj_t2v", "attn_t": "promt_attention_text",
             "ln1_t": "ln_pa_1_text", "ln2_t": "ln_pa_2_text", "mlp_t": "mlp_pa_text", "proj_v2t": "proj_v2t"}
-COUPLED = ("dcp couples both towers at every prompted layer (CMPA), so its text features depend on the "
-           "images and vice versa; call encode(images) or the learner itself")
 
 
 @dataclass(frozen=True)
@@ -112,6 +109,9 @@ class DCP(PromptLearner):
     config_class = DCPConfig
     preset = TrainPreset(lr=0.0035, batch_size=4, epochs=20, eval_batch_size=16)
     conditional = True  # "mean" fusing couples a batch; "per_sample" makes text per image
+    has_vision_prompts = True
+    couples_towers = True  # CMPA, both ways, per layer
+    records_cross_attention = True  # CMPA.record
     depth_fields = {"depth": (9, "both")}
 
     def __init__(self, clip, classnames, config: DCPConfig):
@@ -121,41 +121,39 @@ class DCP(PromptLearner):
         check(config.depth <= most, f"depth {config.depth} exceeds {most}: CMPA runs before blocks 1..J of a "
               f"model with {clip.text_depth} text / {clip.vision_depth} vision blocks")
         m, dt, dv = config.n_ctx, clip.text_width, clip.vision_width
-        template, fill = deep_text_layout(clip, m, config.ctx_init)
-        self.prompts = PromptTokens(clip, self.classnames, template, [m], fill)
-        self.text_ctx = nn.Parameter(self.prompts.init_vectors()) if fill[0] != "X" else normal_(m, dt)  # (M, Dt)
-        self.vision_ctx = normal_(m, dv)  # (M, Dv)
+        layout = deep_text_layout(clip, m, config.ctx_init)
+        self.prompts = layout.tokens(clip, self.classnames)
+        self.ctx = layout.context(self.prompts, m, dt)  # P_t (M, Dt)
+        self.vision_ctx = normal_(m, dv)  # P_v (M, Dv)
         n = 1 if config.shared_cmpa else config.depth
         self.cmpa = nn.ModuleList([CMPA(dv, clip.vision_heads, dt, clip.text_heads) for _ in range(n)])
 
-    def text_prompts(self):
-        return self.prompts.assemble(self.text_ctx), self.prompts.eot  # (C, L, Dt), (C,)
+    def text_prompts(self, state):
+        return self.prompts.assemble(self.ctx), self.prompts.eot  # (C, L, Dt), (C,)
 
-    def vision_prompts(self):
+    def vision_prompts(self, state):
         return self.vision_ctx  # (M, Dv)
 
-    def encode_text(self):
-        raise RuntimeError(COUPLED)
-
-    def encode_image(self, images):
-        raise RuntimeError(COUPLED)
+    def encode_image(self, images, state=None, attention=None):
+        raise RuntimeError("dcp couples both towers at every prompted layer (CMPA), so its image features "
+                           "depend on the text prompts' states; call encode(images) or the learner itself")
 
     def encode(self, images, attention=None):
         """→ image features (B, E), text features (C, E), or (B, C, E) with per_sample + text_writeback."""
-        emb, eot = self.text_prompts()
+        state = self.begin_pass()
+        emb, eot = self.text_prompts(state)
         t, mask = self.clip.start_text(emb, eot)  # (C, L', Dt)
-        v = self.vision_input(images)  # (B, T, Dv)
+        v = self.vision_input(images, state)  # (B, T, Dv)
         per_image = self.config.fusing == "per_sample" and self.config.text_writeback
         reps = v.shape[0] if per_image else 1
-        t, v = self.clip.run(t.repeat(reps, 1, 1), v, self.layer, text_mask=mask, attention=attention)
+        t, v = self.clip.run(t.repeat(reps, 1, 1), v, self.hook(state), text_mask=mask, attention=attention)
         text = self.clip.pool_text(t, eot.repeat(reps))  # (R·C, E)
         return self.clip.pool_image(v), (text.view(reps, -1, text.shape[-1]) if per_image else text)
 
-    def layer(self, i, text, vision):
+    def layer(self, i, text, vision, state):
         if not 1 <= i <= self.config.depth:
             return text, vision
-        if text is None or vision is None:
-            raise RuntimeError("dcp needs both towers at every prompted layer; use encode(images)")
+        assert text is not None and vision is not None, "dcp steps both towers in lockstep (encode)"
         c, slots, m = len(self.classnames), self.prompts.slots[:1], self.config.n_ctx
         t = gather_slots(text, slots)  # (R·C, M, Dt), R = 1 or B
         t = t.view(-1, c, m, t.shape[-1]).mean(1)  # (R, M, Dt)
@@ -169,7 +167,7 @@ class DCP(PromptLearner):
         return text, vision
 
     def official_names(self):
-        names = {"prompt_learner.prompts_text": "text_ctx", "prompt_learner.prompts_visual": "vision_ctx"}
+        names = {"prompt_learner.prompts_text": "ctx", "prompt_learner.prompts_visual": "vision_ctx"}
         blocks = range(max(self.clip.text_depth, self.clip.vision_depth)) if self.config.shared_cmpa \
             else range(1, self.config.depth + 1)
         for i in blocks:

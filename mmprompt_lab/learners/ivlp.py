@@ -12,13 +12,13 @@ phrase and the rest of the phrase stays as fixed tokens; otherwise P_0 ~ N(0, 0.
 All deep prompts ~ N(0, 0.02²). In the official code P_i / V_i are `VPT_shallow` of text / vision
 resblocks i = 1..J-1 (the blocks with `prompts_needed > i`); deep text prompts replace positions
 1..Mt, deep vision prompts the last Nv tokens. Jv = 0 or Nv = 0 leaves the image tower untouched.
-Official: Mt = Nv = 2, Jt = Jv = 9 (METHODS.md; the released config vit_b16_c2_ep5_batch4_2+2ctx
+Official: Mt = Nv = 2, Jt = Jv = 9 (docs/methods.md; the released config vit_b16_c2_ep5_batch4_2+2ctx
 sets 12/12), lr 0.0035, batch 4, 5 epochs. Trainable (ViT-B/16, 9/9): 23,040.
 "Deep language prompting" (config ..._4ctx_language_only): n_ctx_text=4, text_depth=12,
 vision_depth=0, n_ctx_vision=0, lr 0.0025 → 24,576 trainable.
 Official names: `prompt_learner.ctx` → `ctx`; `text_encoder.transformer.resblocks.{i}.VPT_shallow` →
-`deep_text.{i-1}`; `image_encoder.VPT` → `vision.prompts.0`;
-`image_encoder.transformer.resblocks.{i}.VPT_shallow` → `vision.prompts.{i}`.
+`deep_text.{i-1}`; `image_encoder.VPT` → `vision_ctx`;
+`image_encoder.transformer.resblocks.{i}.VPT_shallow` → `deep_vision.{i-1}`.
 Deviation: none in fp32; depths beyond the towers raise instead of being silently capped; depths
 left at None are 9 of 12 blocks scaled to the model (9/9 on ViT-B/16, 3/3 on ToyCLIP).
 """
@@ -26,12 +26,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import nn
-
-from .base import LearnerConfig, PromptLearner, PromptTokens, TrainPreset, check, normal_, replace_slots
-from .maple import deep_text_layout
+from .base import LearnerConfig, PromptLearner, TrainPreset, check
+from .prompts import deep_prompts, deep_text_layout, normal_, replace_slots, replace_vision
 from .registry import register_learner
-from .vpt import DeepVisionPrompts
 
 
 @dataclass(frozen=True)
@@ -62,26 +59,35 @@ class IVLP(PromptLearner):
     def __init__(self, clip, classnames, config: IVLPConfig):
         super().__init__(clip, classnames, config)
         config = self.config  # depths resolved and checked against the model by the base
-        m, dt = config.n_ctx_text, clip.text_width
-        template, fill = deep_text_layout(clip, m, config.ctx_init)
-        self.prompts = PromptTokens(clip, self.classnames, template, [m], fill)
-        self.ctx = nn.Parameter(self.prompts.init_vectors()) if fill[0] != "X" else normal_(m, dt)  # (Mt, Dt)
-        self.deep_text = nn.ParameterList([normal_(m, dt) for _ in range(config.text_depth - 1)])  # P_1..P_{Jt-1}
-        self.vision = DeepVisionPrompts(clip, config.n_ctx_vision, config.vision_depth)  # V_0..V_{Jv-1}
+        m, dt, nv, dv = config.n_ctx_text, clip.text_width, config.n_ctx_vision, clip.vision_width
+        layout = deep_text_layout(clip, m, config.ctx_init)
+        self.prompts = layout.tokens(clip, self.classnames)
+        self.ctx = layout.context(self.prompts, m, dt)  # P_0 (Mt, Dt)
+        self.deep_text = deep_prompts(config.text_depth - 1, m, dt)  # P_1..P_{Jt-1}
+        jv = config.vision_depth if nv > 0 else 0  # no tokens: no vision prompts at any depth
+        self.has_vision_prompts = jv > 0  # language-only IVLP leaves the image tower untouched
+        self.vision_ctx = normal_(nv, dv) if jv else None  # V_0 (Nv, Dv)
+        self.deep_vision = deep_prompts(max(jv - 1, 0), nv, dv)  # V_1..V_{Jv-1}
 
-    def text_prompts(self):
+    def text_prompts(self, state):
         return self.prompts.assemble(self.ctx), self.prompts.eot  # (C, L, Dt), (C,)
 
-    def vision_prompts(self):
-        return self.vision.first()  # (Nv, Dv) or None
+    def vision_prompts(self, state):
+        return self.vision_ctx  # (Nv, Dv) or None
 
-    def layer(self, i, text, vision):
+    def layer(self, i, text, vision, state):
         if text is not None and 1 <= i < self.config.text_depth:
             text = replace_slots(text, self.prompts.slots, self.deep_text[i - 1])  # (C, L', Dt)
-        return text, self.vision(i, vision)  # (B, T, Dv)
+        if vision is not None and 1 <= i <= len(self.deep_vision):
+            vision = replace_vision(vision, self.deep_vision[i - 1], self.vision_position)  # (B, T, Dv)
+        return text, vision
 
     def official_names(self):
-        names = {"prompt_learner.ctx": "ctx", **self.vision.official_names("vision")}
+        names = {"prompt_learner.ctx": "ctx"}
         for i in range(1, self.config.text_depth):
             names[f"text_encoder.transformer.resblocks.{i}.VPT_shallow"] = f"deep_text.{i - 1}"
+        if self.has_vision_prompts:
+            names["image_encoder.VPT"] = "vision_ctx"
+        for i in range(1, len(self.deep_vision) + 1):
+            names[f"image_encoder.transformer.resblocks.{i}.VPT_shallow"] = f"deep_vision.{i - 1}"
         return names

@@ -1,6 +1,6 @@
 """MAP-DAFE — Modal-Aware Prompt with Deep Adaptive Feature Enhancement (abstract only: no paper text and
 no released code exist). This is the first public implementation, our design from the abstract's claims
-(METHODS-SEED.md §10); every choice below is ours and stays visible as an option.
+(docs/methods.md §10); every choice below is ours and stays visible as an option.
 
     T_0 = [SOS, "a photo of a", class_c, ".", p_1..p_nt, EOT] + pos     text prompts P^t_0 (n_t, Dt) after the template
     V_0 = ln_pre([cls; patches] + pos ++ P^v_0)                          vision prompts P^v_0 (n_v, Dv) at the end
@@ -25,7 +25,8 @@ Defaults: n_t = n_v = 4, J = 9, r = 16, batch 4, lr 0.0035, 5 epochs (MaPLe's re
 Trainable (ViT-B/16, defaults): 939,648 = prompts 9·4·(512 + 768) + 8 DAFE·(34,848 text + 76,848 vision);
 gate "input" 7,755,392 (a d × d gate Linear per layer and tower), "convex" 929,424.
 Names: no official checkpoints exist; `official_names()` is the identity on our own names
-(`text.prompts.{l}`, `text.dafe.{l-1}.phi.{0,1,3}.*`, `text.dafe.{l-1}.gate[.*]`, same under `vision.`).
+(`ctx` = P^t_0, `deep_text.{l-1}` = P^t_l, `text_dafe.{l-1}.phi.{0,1,3}.*`, `text_dafe.{l-1}.gate[.*]`;
+`vision_ctx`, `deep_vision.{l-1}`, `vision_dafe.{l-1}.*` for the image tower).
 """
 from __future__ import annotations
 
@@ -35,8 +36,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .base import (CTX, LearnerConfig, PromptLearner, PromptTokens, TrainPreset, check, gather_slots, normal_,
-                   replace_slots, replace_vision, vision_slots)
+from .base import LearnerConfig, PromptLearner, TrainPreset, check
+from .prompts import (CTX, deep_prompts, gather_slots, normal_, random_layout, replace_slots, replace_vision,
+                      vision_slots)
 from .registry import register_learner
 
 GATES = ("channel", "input", "convex")
@@ -91,19 +93,6 @@ class DAFE(nn.Module):
         return (1 - alpha) * p + alpha * f  # (N, n, d)
 
 
-class TowerPrompts(nn.Module):
-    """One tower's prompts P_0..P_{J-1} (n, d) and DAFE_1..DAFE_{J-1}. forward(l, O (N, n, d)) → X_l (N, n, d)."""
-
-    def __init__(self, n: int, d: int, config: MAPDAFEConfig):
-        super().__init__()
-        self.prompts = nn.ParameterList([normal_(n, d) for _ in range(config.depth)])
-        self.dafe = nn.ModuleList([DAFE(d, config.reduction, config.gate, config.gate_init)
-                                   for _ in range(config.depth - 1)])
-
-    def forward(self, l: int, o: Tensor) -> Tensor:
-        return self.dafe[l - 1](self.prompts[l], o)  # (N, n, d)
-
-
 @register_learner
 class MAPDAFE(PromptLearner):
     """Modality-specific prompts with DAFE in each tower. images (B, 3, H, W) → logits (B, C)."""
@@ -112,28 +101,39 @@ class MAPDAFE(PromptLearner):
     config_class = MAPDAFEConfig
     preset = TrainPreset(lr=0.0035, batch_size=4, epochs=5)
     depth_fields = {"depth": (9, "both")}
+    has_vision_prompts = True
 
     def __init__(self, clip, classnames, config: MAPDAFEConfig):
         super().__init__(clip, classnames, config)
         config = self.config  # depth resolved (and checked against the model) by the base
-        self.tokens = PromptTokens(clip, self.classnames, config.template + " " + CTX, [config.n_ctx_text])
-        self.text = TowerPrompts(config.n_ctx_text, clip.text_width, config)
-        self.vision = TowerPrompts(config.n_ctx_vision, clip.vision_width, config)
+        nt, nv, dt, dv, j = config.n_ctx_text, config.n_ctx_vision, clip.text_width, clip.vision_width, config.depth
+        self.prompts = random_layout(config.template + " " + CTX, [nt]).tokens(clip, self.classnames)
+        self.ctx = normal_(nt, dt)  # P^t_0 (n_t, Dt)
+        self.deep_text = deep_prompts(j - 1, nt, dt)  # P^t_1..P^t_{J-1}
+        self.text_dafe = nn.ModuleList([self._dafe(dt) for _ in range(j - 1)])  # DAFE^t_1..DAFE^t_{J-1}
+        self.vision_ctx = normal_(nv, dv)  # P^v_0 (n_v, Dv)
+        self.deep_vision = deep_prompts(j - 1, nv, dv)  # P^v_1..P^v_{J-1}
+        self.vision_dafe = nn.ModuleList([self._dafe(dv) for _ in range(j - 1)])  # DAFE^v_1..DAFE^v_{J-1}
 
-    def text_prompts(self):
-        return self.tokens.assemble(self.text.prompts[0]), self.tokens.eot  # (C, L, Dt), (C,)
+    def _dafe(self, d: int) -> DAFE:
+        return DAFE(d, self.config.reduction, self.config.gate, self.config.gate_init)
 
-    def vision_prompts(self):
-        return self.vision.prompts[0]  # (n_v, Dv)
+    def text_prompts(self, state):
+        return self.prompts.assemble(self.ctx), self.prompts.eot  # (C, L, Dt), (C,)
 
-    def layer(self, i, text, vision):
+    def vision_prompts(self, state):
+        return self.vision_ctx  # (n_v, Dv)
+
+    def layer(self, i, text, vision, state):
         if 1 <= i < self.config.depth:
             if text is not None:
-                slots = self.tokens.slots  # (C, n_t): after each class's template
-                text = replace_slots(text, slots, self.text(i, gather_slots(text, slots)))  # (C, L', Dt)
+                slots = self.prompts.slots  # (C, n_t): after each class's template
+                x = self.text_dafe[i - 1](self.deep_text[i - 1], gather_slots(text, slots))  # X^t_i (C, n_t, Dt)
+                text = replace_slots(text, slots, x)  # (C, L', Dt)
             if vision is not None:
                 o = vision_slots(vision, self.config.n_ctx_vision, self.vision_position)  # (B, n_v, Dv)
-                vision = replace_vision(vision, self.vision(i, o), self.vision_position)  # (B, T, Dv)
+                x = self.vision_dafe[i - 1](self.deep_vision[i - 1], o)  # X^v_i (B, n_v, Dv)
+                vision = replace_vision(vision, x, self.vision_position)  # (B, T, Dv)
         return text, vision
 
     def official_names(self):

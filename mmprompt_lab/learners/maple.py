@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from .base import (LearnerConfig, PromptLearner, PromptTokens, TrainPreset, check, init_phrase_words,
-                   normal_, replace_slots, replace_vision)
+from .base import LearnerConfig, PromptLearner, TrainPreset, check
+from .prompts import deep_prompts, deep_text_layout, replace_slots, replace_vision
 from .registry import register_learner
 
 
@@ -36,14 +36,6 @@ class MaPLeConfig(LearnerConfig):
         check(self.depth is None or self.depth >= 1, f"depth must be ≥ 1, got {self.depth}")
 
 
-def deep_text_layout(clip, n_ctx: int, ctx_init: str, max_words: int = 4) -> tuple[str, list[str]]:
-    """MaPLe/IVLP layout: the first n_ctx words of the init phrase are learnable, the rest stay fixed."""
-    if ctx_init and n_ctx <= max_words:
-        words, rest = init_phrase_words(clip, ctx_init, n_ctx)
-        return ("{ctx} " + rest + " {}.").replace("  ", " "), words
-    return "{ctx} {}.", ["X"] * n_ctx
-
-
 @register_learner
 class MaPLe(PromptLearner):
     """Coupled deep prompts: vision prompts are per-layer projections of text prompts.
@@ -53,25 +45,27 @@ class MaPLe(PromptLearner):
     config_class = MaPLeConfig
     preset = TrainPreset(lr=0.0035, batch_size=4, epochs=5)
     depth_fields = {"depth": (9, "both")}
+    has_vision_prompts = True
+    couples_towers = True  # vision prompts are projections of the text prompts
 
     def __init__(self, clip, classnames, config: MaPLeConfig):
         super().__init__(clip, classnames, config)
-        m, dt, dv = config.n_ctx, clip.text_width, clip.vision_width
-        template, fill = deep_text_layout(clip, m, config.ctx_init)
-        self.prompts = PromptTokens(clip, self.classnames, template, [m], fill)
-        self.ctx = nn.Parameter(self.prompts.init_vectors()) if fill[0] != "X" else normal_(m, dt)  # (M, Dt)
+        m, dt, dv, j = config.n_ctx, clip.text_width, clip.vision_width, self.config.depth
+        layout = deep_text_layout(clip, m, config.ctx_init)
+        self.prompts = layout.tokens(clip, self.classnames)
+        self.ctx = layout.context(self.prompts, m, dt)  # P_0 (M, Dt)
         self.proj = nn.Linear(dt, dv)  # F_0
-        self.deep_text = nn.ParameterList([normal_(m, dt) for _ in range(self.config.depth - 1)])  # P_1..P_{J-1}
+        self.deep_text = deep_prompts(j - 1, m, dt)  # P_1..P_{J-1}
         one = nn.Linear(dt, dv)
-        self.deep_proj = nn.ModuleList([copy.deepcopy(one) for _ in range(self.config.depth - 1)])  # F_1..F_{J-1}
+        self.deep_proj = nn.ModuleList([copy.deepcopy(one) for _ in range(j - 1)])  # F_1..F_{J-1}
 
-    def text_prompts(self):
+    def text_prompts(self, state):
         return self.prompts.assemble(self.ctx), self.prompts.eot  # (C, L, Dt), (C,)
 
-    def vision_prompts(self):
+    def vision_prompts(self, state):
         return self.proj(self.ctx)  # (M, Dv)
 
-    def layer(self, i, text, vision):
+    def layer(self, i, text, vision, state):
         if 1 <= i < self.config.depth:
             p = self.deep_text[i - 1]  # (M, Dt)
             if text is not None:

@@ -12,8 +12,8 @@
     P_t^0 = T_0 ;  P_t^j = T_j + G_v→t(V_j)  P_v^j = V_j + G_t→v(T_j), j = 0..D-1
     G_t→v: width Dt, text heads → Dv;  G_v→t: width Dv, vision heads → Dt; one per direction, shared by layers.
 
-The prompts are functions of parameters only: each tower's prompts are computed once per pass, and the
-towers need no lockstep. The released code maps Dv → E (its `output_dim`) for v2t; here → Dt (equal for
+The prompts are functions of parameters only: `begin_pass` computes both towers' fused prompts once per
+pass, and the towers need no lockstep. The released code maps Dv → E (its `output_dim`) for v2t; here → Dt (equal for
 every OpenAI ViT CLIP; required when they differ) and the heads are read from the model (released:
 width // 64, the same for OpenAI CLIPs). Deviations: none in fp32 for ViT-B/16.
 Official (scripts; the released YAML keys are not the ones the code reads): n ∈ {2, 4}, D = 9, ctx_init
@@ -21,7 +21,7 @@ Official (scripts; the released YAML keys are not the ones the code reads): n �
 ToyCLIP). Trainable (ViT-B/16): linear n=2 1,204,736; n=4 1,227,776; transformer n=2 11,056,128.
 Official names (linear): `mudpt_prompt_learner.{ctx, deep_prompts, embed_projection.*, deep_projections.*}`
 → ctx, deep_text, embed_proj.*, t2v.*; `image_encoder.{visual_ctx, visual_ctx_deep_prompts,
-visual_ctx_deep_projections.*}` → visual_ctx, deep_vision, v2t.*. (transformer): `uumudpt_prompt_learner.
+visual_ctx_deep_projections.*}` → vision_ctx, deep_vision, v2t.*. (transformer): `uumudpt_prompt_learner.
 {ctx, deep_prompts, ln_pre, self_attn, ln_post, visual_proj}` → ctx, deep_text, t2v.{ln_pre, block,
 ln_post, proj}; `image_encoder.visual_ctx_{ln_intra_pre, self_attn, ln_intra_post, text_proj}` →
 v2t.{ln_pre, block, ln_post, proj}.
@@ -34,8 +34,8 @@ import torch
 from open_clip.transformer import QuickGELU, ResidualAttentionBlock
 from torch import Tensor, nn
 
-from .base import (LearnerConfig, PromptLearner, PromptTokens, TrainPreset, check, init_phrase_words, normal_,
-                   replace_slots, replace_vision)
+from .base import LearnerConfig, PassState, PromptLearner, TrainPreset, check
+from .prompts import ContextLayout, init_phrase_words, normal_, random_layout, replace_slots, replace_vision
 from .registry import register_learner
 
 FUSIONS = ("linear", "transformer")
@@ -77,16 +77,22 @@ class MuDPT(PromptLearner):
     config_class = MuDPTConfig
     preset = TrainPreset(lr=0.0025, batch_size=4, epochs=10)
     depth_fields = {"depth": (9, "both")}
+    has_vision_prompts = True
+    couples_towers = True  # bi-directional fusion of the prompts at every prompted layer
 
     def __init__(self, clip, classnames, config: MuDPTConfig):
         super().__init__(clip, classnames, config)  # resolves depth=None against the model
         config = self.config
         n, d, dt, dv = config.n_ctx, config.depth, clip.text_width, clip.vision_width
-        fill, _ = init_phrase_words(clip, config.ctx_init, n)  # the rest of the phrase is dropped
-        self.prompts = PromptTokens(clip, self.classnames, "{ctx} {}.", [n], fill)
-        self.ctx = nn.Parameter(self.prompts.init_vectors()) if config.ctx_init else normal_(n, dt)  # T_0 (n, Dt)
+        if config.ctx_init:  # the first n words are the whole prefix; the rest of the phrase is dropped
+            words, _ = init_phrase_words(clip, config.ctx_init, n)
+            layout = ContextLayout("{ctx} {}.", (n,), tuple(words), True)
+        else:
+            layout = random_layout("{ctx} {}.", [n])
+        self.prompts = layout.tokens(clip, self.classnames)
+        self.ctx = layout.context(self.prompts, n, dt)  # T_0 (n, Dt)
         self.deep_text = normal_(d - 1, n, dt)  # T_1..T_{D-1} (D-1, n, Dt)
-        self.visual_ctx = normal_(n, dv)  # V_0 (n, Dv)
+        self.vision_ctx = normal_(n, dv)  # V_0 (n, Dv)
         self.deep_vision = normal_(d - 1, n, dv)  # V_1..V_{D-1} (D-1, n, Dv)
         if config.fusion == "linear":
             self.embed_proj = nn.Linear(dt, dv)  # layer 0, text → vision
@@ -94,34 +100,36 @@ class MuDPT(PromptLearner):
         else:
             self.t2v = PromptTransform(dt, clip.text_heads, dv)
             self.v2t = PromptTransform(dv, clip.vision_heads, dt)
-        self._text: Tensor | None = None  # P_t^1..P_t^{D-1} of the current text pass
-        self._vision: Tensor | None = None  # P_v^0..P_v^{D-1} of the current image pass
 
-    def text_prompts(self):
-        self._text = self.deep_text + self.v2t(self.deep_vision)  # (D-1, n, Dt)
+    def begin_pass(self) -> PassState:
+        """Both towers' fused prompts: P_t^1..P_t^{D-1} (D-1, n, Dt) and P_v^0..P_v^{D-1} (D, n, Dv)."""
+        text = self.deep_text + self.v2t(self.deep_vision)  # (D-1, n, Dt)
+        if self.config.fusion == "linear":
+            first = self.vision_ctx + self.embed_proj(self.ctx)  # (n, Dv)
+            vision = torch.cat([first[None], self.deep_vision + self.t2v(self.deep_text)])  # (D, n, Dv)
+        else:
+            both = torch.cat([self.ctx[None], self.deep_text])  # (D, n, Dt)
+            vision = torch.cat([self.vision_ctx[None], self.deep_vision]) + self.t2v(both)  # (D, n, Dv)
+        return {"deep_text": text, "vision": vision}
+
+    def text_prompts(self, state):
         return self.prompts.assemble(self.ctx), self.prompts.eot  # (C, L, Dt), (C,)
 
-    def vision_prompts(self):
-        if self.config.fusion == "linear":
-            first = self.visual_ctx + self.embed_proj(self.ctx)  # (n, Dv)
-            self._vision = torch.cat([first[None], self.deep_vision + self.t2v(self.deep_text)])  # (D, n, Dv)
-        else:
-            text = torch.cat([self.ctx[None], self.deep_text])  # (D, n, Dt)
-            self._vision = torch.cat([self.visual_ctx[None], self.deep_vision]) + self.t2v(text)  # (D, n, Dv)
-        return self._vision[0]  # (n, Dv)
+    def vision_prompts(self, state):
+        return state["vision"][0]  # P_v^0 (n, Dv)
 
-    def layer(self, i, text, vision):
+    def layer(self, i, text, vision, state):
         if 1 <= i < self.config.depth:
             if text is not None:
-                text = replace_slots(text, self.prompts.slots, self._text[i - 1])  # (C, L', Dt)
+                text = replace_slots(text, self.prompts.slots, state["deep_text"][i - 1])  # (C, L', Dt)
             if vision is not None:
-                vision = replace_vision(vision, self._vision[i], self.vision_position)  # (B, T, Dv)
+                vision = replace_vision(vision, state["vision"][i], self.vision_position)  # (B, T, Dv)
         return text, vision
 
     def official_names(self):
         linear = self.config.fusion == "linear"
         text = "mudpt_prompt_learner." if linear else "uumudpt_prompt_learner."
-        names = {text + "ctx": "ctx", text + "deep_prompts": "deep_text", "image_encoder.visual_ctx": "visual_ctx",
+        names = {text + "ctx": "ctx", text + "deep_prompts": "deep_text", "image_encoder.visual_ctx": "vision_ctx",
                  "image_encoder.visual_ctx_deep_prompts": "deep_vision"}
         if linear:
             modules = {text + "embed_projection": "embed_proj", text + "deep_projections": "t2v",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import fnmatch
 
 from ..backbone import FrozenCLIP
 from ..seeding import rng_scope
@@ -20,9 +21,12 @@ def register_learner(cls: type[PromptLearner]) -> type[PromptLearner]:
     return cls
 
 
-def list_learners() -> list[str]:
-    """Names accepted by `create_learner`."""
-    return list(_LEARNERS)
+def list_learners(pattern: str | None = None) -> list[str]:
+    """Names accepted by `create_learner`, in registration order; `pattern` filters them with a
+    case-insensitive fnmatch pattern, e.g. `list_learners("*coop")` → ['coop', 'cocoop']."""
+    if pattern is None:
+        return list(_LEARNERS)
+    return [n for n in _LEARNERS if fnmatch.fnmatchcase(n, pattern.lower())]
 
 
 def get_learner_class(name: str) -> type[PromptLearner]:

@@ -15,12 +15,12 @@ Paper vs code: the released code feeds the mixer (1, 13M, d) to a sequence-first
 runs over sequences of length 1 — each token attends only to itself (a per-token map, no cross-modal
 interaction). Default `attend_across_tokens=True` = the paper (attention over the 13M tokens);
 `False` reproduces the released code exactly. The mixer input is always [text; vision], layer-major;
-text and vision share M (the script sets COOP.N_CTX = VPT.N_CTX). The mixer runs once per `forward`
-and serves both towers.
+text and vision share M (the script sets COOP.N_CTX = VPT.N_CTX). The mixer runs once per pass
+(`begin_pass`) and its output serves both towers.
 Official (MVLPT scripts, few-shot): M = 4, batch 32, lr 0.002, 200 epochs; CUT_CONTEXTLEN (exact
 here too). Trainable (ViT-B/16): M = 4 → 566,400; M = 16 → 683,136.
 Official names (MVLPT `prompt_learner.` prefix optional): `ctx` → ctx; `vpt_embeddings` (1, M, Dv)
-→ vpt; `vpt_embeddings_deep` (J−1, M, Dv) → vpt_deep; `mvlpt_proj_ctx_coop_{pre,post}` →
+→ vision_ctx; `vpt_embeddings_deep` (J−1, M, Dv) → deep_vision; `mvlpt_proj_ctx_coop_{pre,post}` →
 text_{pre,post}; `mvlpt_proj_ctx_vpt_{pre,post}` → vision_{pre,post}; `mvlpt_proj.resblocks.0.*`
 → mixer.*.
 """
@@ -33,8 +33,8 @@ import torch
 from open_clip.transformer import QuickGELU, ResidualAttentionBlock
 from torch import nn
 
-from .base import (LearnerConfig, PromptLearner, PromptTokens, TrainPreset, check, normal_, replace_vision,
-                   uniform_, xavier_bound)
+from .base import LearnerConfig, PassState, PromptLearner, TrainPreset, check
+from .prompts import normal_, random_layout, replace_vision, uniform_, xavier_bound
 from .registry import register_learner
 
 
@@ -64,56 +64,49 @@ class UPT(PromptLearner):
     preset = TrainPreset(lr=0.002, batch_size=32, epochs=200)
     vision_position = "after_cls"
     vision_before_ln_pre = False
+    has_vision_prompts = True
+    couples_towers = True  # one mixer over both towers' prompts
 
     def __init__(self, clip, classnames, config: UPTConfig):
         super().__init__(clip, classnames, config)
         m, d, dt, dv, j = config.n_ctx, config.bottleneck, clip.text_width, clip.vision_width, clip.vision_depth
-        self.prompts = PromptTokens(clip, self.classnames, "{ctx} {} {ctx}.", [m // 2, m - m // 2])
+        self.prompts = random_layout("{ctx} {} {ctx}.", [m // 2, m - m // 2]).tokens(clip, self.classnames)
         patch = clip.image_size // math.isqrt(clip.num_patches)  # robust to conv stems
         bound = xavier_bound(3 * patch * patch, dv)
-        self.vpt = uniform_(1, m, dv, bound=bound)  # V_0 (1, M, Dv)
-        self.vpt_deep = uniform_(j - 1, m, dv, bound=bound)  # V_1..V_{J-1} (J-1, M, Dv)
+        self.vision_ctx = uniform_(1, m, dv, bound=bound)  # V_0 (1, M, Dv)
+        self.deep_vision = uniform_(j - 1, m, dv, bound=bound)  # V_1..V_{J-1} (J-1, M, Dv)
         self.ctx = normal_(m, dt, std=config.init_std)  # (M, Dt)
         self.text_pre, self.text_post = _linear(dt, d), _linear(d, dt)
         self.vision_pre, self.vision_post = _linear(dv, d), _linear(d, dv)
         self.mixer = ResidualAttentionBlock(d, 1, mlp_ratio=4.0, act_layer=QuickGELU)
-        self._mixed: tuple | None = None  # one mixer output shared by both towers within a forward
-        self._vision: torch.Tensor | None = None  # V' of the current image pass, read by `layer`
 
     def mix(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One pass of the unifying transformer → ctx' (M, Dt), V' (J, M, Dv)."""
         m = self.config.n_ctx
-        v = torch.cat([self.vpt, self.vpt_deep])  # (J, M, Dv)
+        v = torch.cat([self.vision_ctx, self.deep_vision])  # (J, M, Dv)
         z = torch.cat([self.text_pre(self.ctx), self.vision_pre(v.flatten(0, 1))])  # (M + J·M, d)
         # batch-first block: (1, N, d) attends across the N tokens; (N, 1, d) = N sequences of length 1
         z = self.mixer(z.unsqueeze(0) if self.config.attend_across_tokens else z.unsqueeze(1)).flatten(0, 1)  # (N, d)
         return self.text_post(z[:m]), self.vision_post(z[m:]).reshape(v.shape)  # (M, Dt), (J, M, Dv)
 
-    def _current(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._mixed if self._mixed is not None else self.mix()
+    def begin_pass(self) -> PassState:
+        ctx, vision = self.mix()  # once per pass, for both towers
+        return {"ctx": ctx, "vision": vision}  # (M, Dt), (J, M, Dv)
 
-    def forward(self, images, text_features=None):
-        self._mixed = self.mix()  # computed once, used by text_prompts and vision_prompts
-        try:
-            return super().forward(images, text_features)
-        finally:
-            self._mixed = None
+    def text_prompts(self, state):
+        return self.prompts.assemble(state["ctx"]), self.prompts.eot  # (C, L, Dt), (C,)
 
-    def text_prompts(self):
-        return self.prompts.assemble(self._current()[0]), self.prompts.eot  # (C, L, Dt), (C,)
+    def vision_prompts(self, state):
+        return state["vision"][0]  # V'_0 (M, Dv)
 
-    def vision_prompts(self):
-        self._vision = self._current()[1]  # (J, M, Dv)
-        return self._vision[0]  # (M, Dv)
-
-    def layer(self, i, text, vision):
+    def layer(self, i, text, vision, state):
         if vision is not None and 1 <= i < self.clip.vision_depth:
-            vision = replace_vision(vision, self._vision[i], self.vision_position)  # (B, T, Dv)
+            vision = replace_vision(vision, state["vision"][i], self.vision_position)  # (B, T, Dv)
         return text, vision
 
     def official_names(self):
-        names = {"prompt_learner.ctx": "ctx", "prompt_learner.vpt_embeddings": "vpt",
-                 "prompt_learner.vpt_embeddings_deep": "vpt_deep"}
+        names = {"prompt_learner.ctx": "ctx", "prompt_learner.vpt_embeddings": "vision_ctx",
+                 "prompt_learner.vpt_embeddings_deep": "deep_vision"}
         modules = {"mvlpt_proj_ctx_coop_pre": "text_pre", "mvlpt_proj_ctx_coop_post": "text_post",
                    "mvlpt_proj_ctx_vpt_pre": "vision_pre", "mvlpt_proj_ctx_vpt_post": "vision_post",
                    "mvlpt_proj.resblocks.0": "mixer"}

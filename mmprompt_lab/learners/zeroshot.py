@@ -4,7 +4,7 @@ Supervision", ICML 2021, arXiv:2103.00020).
     t_c = norm(mean_k norm(g("template_k".format(class_c))))         (C, E)
     logits = exp(logit_scale) · norm(f(x)) · t_cᵀ                       (B, C)
 
-One template ("a photo of a {}."), a dataset's own template (METHODS.md §1), or an ensemble
+One template ("a photo of a {}."), a dataset's own template (docs/methods.md §1), or an ensemble
 (features averaged after normalising, then renormalised). No trainable parameters.
 """
 from __future__ import annotations
@@ -39,10 +39,8 @@ class ZeroShot(PromptLearner):
 
     name = "zeroshot"
     config_class = ZeroShotConfig
+    has_text_prompts = False
 
-    def encode_text(self) -> Tensor:
+    def encode_text(self, state=None) -> Tensor:
         templates = self.config.templates + (ENSEMBLE if self.config.ensemble else ())
         return self.fixed_text_features(templates)  # (C, E)
-
-    def text_prompts(self):
-        raise RuntimeError("zeroshot has no learnable text prompts; use encode_text()")

@@ -1,4 +1,5 @@
 """Nearest vocabulary words of learned context vectors."""
+import pytest
 import torch
 
 from mmprompt_lab.analysis.vocab import learned_context, nearest_words, vocab_figure
@@ -42,3 +43,15 @@ def test_learned_context_of_coop_is_its_ctx(tiny_clip):
     assert torch.equal(ctx, learner.ctx.detach())
     fig = vocab_figure(nearest_words(tiny_clip, ctx, k=2))
     assert len(fig.data[0].cells.values) == 3  # ctx column + 2 neighbours
+
+
+def test_learned_context_reads_the_declared_capabilities(tiny_clip):
+    names = ["circle", "star"]
+    upt = create_learner("upt", tiny_clip, names)
+    with torch.no_grad():
+        mixed, _ = upt.mix()
+    torch.testing.assert_close(learned_context(upt, row=1), mixed, rtol=0, atol=0)  # the mixer's output
+    cocoop = create_learner("cocoop", tiny_clip, names)  # image-conditioned: the shared context
+    assert torch.equal(learned_context(cocoop), cocoop.ctx.detach())
+    with pytest.raises(ValueError, match="no learnable text context"):
+        learned_context(create_learner("vpt", tiny_clip, names))

@@ -1,9 +1,10 @@
-"""One contract for every registered learner (STYLE.md rule 14), on a tiny random CLIP whose
+"""One contract for every registered learner (docs/design.md: one contract for every learner), on a tiny random CLIP whose
 text and vision widths and depths differ."""
 import pytest
 import torch
 
-from mmprompt_lab.learners import create_learner, list_learners
+from mmprompt_lab.learners import PromptLearner, create_learner, list_learners
+from mmprompt_lab.learners.prompts import PromptTokens
 from tests.conftest import CLASSNAMES
 
 # Small depths so every deep method fits the tiny model (3 text / 4 vision blocks).
@@ -115,3 +116,79 @@ def test_unknown_method_and_option(tiny_clip):
 def test_wrong_image_size(tiny_clip):
     with pytest.raises(ValueError, match=r"\(B, 3, 32, 32\)"):
         make("coop", tiny_clip)(torch.randn(2, 3, 224, 224))
+
+
+# ---------------------------------------------------------------------------- declared capabilities
+CAPABILITY_CASES = [(n, {}) for n in list_learners()] + [("ivlp", dict(vision_depth=0)), ("ivlp", dict(n_ctx_vision=0))]
+
+
+def _grads(output, params):
+    """Gradients of output.sum() w.r.t. params; None where it does not depend on them."""
+    if not output.requires_grad:
+        return [None] * len(params)
+    return torch.autograd.grad(output.sum(), params, allow_unused=True)
+
+
+def _depends(grads) -> list[bool]:
+    return [g is not None and bool(g.abs().sum() > 0) for g in grads]
+
+
+@pytest.mark.parametrize("name,overrides", CAPABILITY_CASES)
+def test_declared_capabilities_are_true(name, overrides, tiny_clip, images):
+    learner = make(name, tiny_clip) if not overrides else create_learner(name, tiny_clip, CLASSNAMES,
+                                                                         **{**TINY.get(name, {}), **overrides})
+    assert learner.has_text_prompts == isinstance(getattr(learner, "prompts", None), PromptTokens)
+    assert learner.records_cross_attention == any(hasattr(m, "record") for m in learner.modules())
+    assert learner.extra_loss_terms == (type(learner).training_loss is not PromptLearner.training_loss)
+    state = learner.begin_pass()
+    tokens = learner.vision_input(images, state).shape[1]
+    assert learner.has_vision_prompts == (tokens > 1 + tiny_clip.num_patches)
+    if learner.has_text_prompts and not learner.image_conditioned_text:
+        emb, eot = learner.text_prompts(state)
+        assert emb.shape == (len(CLASSNAMES), tiny_clip.context_length, tiny_clip.text_width)
+    if learner.image_conditioned_text:
+        assert learner.conditional and learner.couples_towers
+    params = learner.trainable_parameters()
+    if learner.conditional:  # text features depend on the images: the towers are coupled by definition
+        assert learner.couples_towers
+    elif params:
+        both = [a and b for a, b in zip(_depends(_grads(learner.encode_image(images), params)),
+                                        _depends(_grads(learner.encode_text(), params)))]
+        assert any(both) == learner.couples_towers, "couples_towers disagrees with the gradients"
+    else:
+        assert not learner.couples_towers
+
+
+@pytest.mark.parametrize("name", list_learners())
+def test_no_tensors_kept_between_calls(name, tiny_clip, images):
+    """Per-pass values are passed through the pass state, never stashed on the learner: after a
+    training forward, no module of the learner holds a tensor outside its parameters and buffers."""
+    learner = make(name, tiny_clip).train()
+    loss, _ = learner(images, labels=torch.tensor([0, 1, 2]))
+    if loss.requires_grad:  # zeroshot has nothing to train
+        loss.backward()
+
+    def tensors(value):
+        if isinstance(value, torch.Tensor):
+            return True
+        if isinstance(value, (list, tuple)):
+            return any(tensors(v) for v in value)
+        if isinstance(value, dict):
+            return any(tensors(v) for v in value.values())
+        return False
+
+    stashed = [(mod_name, key) for mod_name, module in learner.named_modules() if not mod_name.startswith("clip")
+               for key, value in vars(module).items()
+               if key not in ("_parameters", "_buffers", "_modules") and tensors(value)]
+    assert not stashed, f"tensors kept on the learner between calls: {stashed}"
+
+
+@pytest.mark.parametrize("name", TRAINABLE)
+def test_forward_with_labels_is_the_training_loss(name, tiny_clip, images):
+    """The engine's entry point `learner(images, labels=...)` works for every learner (one DDP entry)."""
+    learner = make(name, tiny_clip).eval()
+    labels = torch.tensor([0, 1, 2])
+    with torch.no_grad():
+        loss, logits = learner(images, labels=labels)
+        torch.testing.assert_close(logits, learner(images), rtol=0, atol=0)
+    assert loss.ndim == 0 and torch.isfinite(loss)

@@ -28,7 +28,7 @@ def official_logits(learner, images):
     """ResidualAttentionBlock_CMPA + PromptAttention (GingL/CMPA) with 'mean' fusing, full-length text."""
     clip, cfg, m = learner.clip, learner.config, learner.config.n_ctx
     pa = learner.cmpa[0]
-    t = learner.prompts.assemble(learner.text_ctx) + clip.text.positional_embedding  # (C, L, Dt), no cut
+    t = learner.prompts.assemble(learner.ctx) + clip.text.positional_embedding  # (C, L, Dt), no cut
     v = clip.ln_pre(torch.cat([clip.embed_image(images), learner.vision_ctx.expand(len(images), -1, -1)], 1))
     counter = 0
     for i in range(max(clip.text_depth, clip.vision_depth)):

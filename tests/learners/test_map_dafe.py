@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from mmprompt_lab.learners import create_learner, map_dafe
-from mmprompt_lab.learners.base import replace_slots
+from mmprompt_lab.learners.prompts import replace_slots
 from tests.conftest import CLASSNAMES
 
 
@@ -19,17 +19,17 @@ def make(clip, seed=0, **overrides):
 def deep_prompting_states(learner, images):
     """Plain deep prompting with the same P_l, written without DAFE: slots ← P_l before blocks 1..J-1.
     → final text states (C, L, Dt), vision states (B, T, Dv)."""
-    clip, cfg, tok = learner.clip, learner.config, learner.tokens
+    clip, cfg, tok = learner.clip, learner.config, learner.prompts
     n_v = cfg.n_ctx_vision
     t = torch.cat([tok.embeddings[c:c + 1] for c in range(len(tok.classnames))])  # (C, L, Dt)
     for c in range(t.shape[0]):
-        t[c, tok.slots[c]] = learner.text.prompts[0]
+        t[c, tok.slots[c]] = learner.ctx
     t = t + clip.text.positional_embedding
-    v = clip.ln_pre(torch.cat([clip.embed_image(images), learner.vision.prompts[0].expand(len(images), -1, -1)], 1))
+    v = clip.ln_pre(torch.cat([clip.embed_image(images), learner.vision_ctx.expand(len(images), -1, -1)], 1))
     for i in range(max(clip.text_depth, clip.vision_depth)):
         if 1 <= i < cfg.depth:
-            t = replace_slots(t, tok.slots, learner.text.prompts[i].expand(t.shape[0], -1, -1))
-            v = torch.cat([v[:, :-n_v], learner.vision.prompts[i].expand(len(images), -1, -1)], 1)
+            t = replace_slots(t, tok.slots, learner.deep_text[i - 1].expand(t.shape[0], -1, -1))
+            v = torch.cat([v[:, :-n_v], learner.deep_vision[i - 1].expand(len(images), -1, -1)], 1)
         if i < clip.text_depth:
             t = clip.text_blocks[i](t, attn_mask=clip.text.attn_mask)
         if i < clip.vision_depth:
@@ -38,8 +38,9 @@ def deep_prompting_states(learner, images):
 
 
 def learner_states(learner, images):
-    text, mask = learner.clip.start_text(*learner.text_prompts())
-    return learner.clip.run(text, learner.vision_input(images), learner.layer, text_mask=mask)
+    state = learner.begin_pass()
+    text, mask = learner.clip.start_text(*learner.text_prompts(state))
+    return learner.clip.run(text, learner.vision_input(images, state), learner.hook(state), text_mask=mask)
 
 
 def test_zero_gates_equal_plain_deep_prompting(tiny_clip, images):
@@ -56,7 +57,7 @@ def test_zero_gates_equal_plain_deep_prompting(tiny_clip, images):
 
 
 def test_layout_prompts_after_template_before_eot(tiny_clip):
-    tok = make(tiny_clip).tokens
+    tok = make(tiny_clip).prompts
     lengths = {len(tiny_clip.tokenizer.encode(f"a photo of a {c.replace('_', ' ')}.")) for c in CLASSNAMES}
     assert len(lengths) > 1  # class names of different lengths: the slots differ per class
     for c, name in enumerate(CLASSNAMES):
@@ -82,14 +83,15 @@ def test_template_states_are_zero_shot_clips(tiny_clip):
         return seen + [tiny_clip.run(x, None, record, text_mask=mask)[0]]  # every block input, final output
 
     with torch.no_grad():
-        ours = states(*learner.text_prompts(), learner.layer)
+        state = learner.begin_pass()
+        ours = states(*learner.text_prompts(state), learner.hook(state))
         zero = states(tiny_clip.token_embedding(tokens), tokens.argmax(-1), lambda i, t, v: (t, v))
         for a, b in zip(ours, zero, strict=True):
             for c in range(len(CLASSNAMES)):
-                first = int(learner.tokens.slots[c, 0])
+                first = int(learner.prompts.slots[c, 0])
                 torch.testing.assert_close(a[c, :first], b[c, :first], rtol=1e-5, atol=1e-5)
         before = learner.encode_text()  # while the EOT feature does read the prompts (weakly in this
-        learner.text.prompts[0].add_(1.0)  # random tiny tower, ~1e-6, so exact comparison; CoOp is alike)
+        learner.ctx.add_(1.0)  # random tiny tower, ~1e-6, so exact comparison; CoOp is alike)
         assert not torch.equal(before, learner.encode_text())
 
 
@@ -106,15 +108,15 @@ def test_exact_zero_gate_leaves_phi_without_gradient_at_step_0(tiny_clip, images
     learner = make(tiny_clip, gate_init=0.0).train()
     F.cross_entropy(learner(images), torch.tensor([0, 1, 2])).backward()
     for name, p in learner.named_parameters():
-        if ".dafe." in name:
+        if "_dafe." in name:
             assert (p.grad.abs().sum() > 0) == name.endswith(".gate"), name
 
 
 def test_gate_starts(tiny_clip):
     learner = make(tiny_clip, gate="convex", gate_init=0.05)
-    assert torch.sigmoid(learner.text.dafe[0].gate).item() == pytest.approx(0.05)
+    assert torch.sigmoid(learner.text_dafe[0].gate).item() == pytest.approx(0.05)
     learner = make(tiny_clip, gate="input", gate_init=0.05)
-    assert torch.sigmoid(learner.vision.dafe[1].gate.bias).allclose(torch.tensor(0.05))
+    assert torch.sigmoid(learner.vision_dafe[1].gate.bias).allclose(torch.tensor(0.05))
     with pytest.raises(ValueError, match="gate_init"):
         make(tiny_clip, gate="convex", gate_init=0.0)
     with pytest.raises(ValueError, match="gate must be one of"):

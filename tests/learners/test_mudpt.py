@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from mmprompt_lab.learners import create_learner
-from mmprompt_lab.learners.base import gather_slots
+from mmprompt_lab.learners.prompts import gather_slots
 from tests.conftest import CLASSNAMES
 from tests.learners.official_reference import assert_logits_and_grads_match
 
@@ -32,12 +32,13 @@ def test_only_the_first_n_words_of_the_phrase_are_the_prefix(tiny_clip):
 @pytest.mark.parametrize("fusion", FUSIONS)
 def test_shapes(fusion, tiny_clip, images):
     learner = make(tiny_clip, n_ctx=2, fusion=fusion)
-    emb, _ = learner.text_prompts()
-    first = learner.vision_prompts()
+    state = learner.begin_pass()
+    emb, _ = learner.text_prompts(state)
+    first = learner.vision_prompts(state)
     assert emb.shape == (len(CLASSNAMES), tiny_clip.context_length, tiny_clip.text_width)
     assert first.shape == (2, tiny_clip.vision_width)
-    assert learner._text.shape == (2, 2, tiny_clip.text_width)  # P_t^1..P_t^{D-1}
-    assert learner._vision.shape == (3, 2, tiny_clip.vision_width)  # P_v^0..P_v^{D-1}
+    assert state["deep_text"].shape == (2, 2, tiny_clip.text_width)  # P_t^1..P_t^{D-1}
+    assert state["vision"].shape == (3, 2, tiny_clip.vision_width)  # P_v^0..P_v^{D-1}
     assert learner(images).shape == (3, len(CLASSNAMES))
 
 
@@ -45,18 +46,19 @@ def test_shapes(fusion, tiny_clip, images):
 def test_text_prompt_at_layer_j_is_fused_with_vision_prompt_j(fusion, tiny_clip):
     learner = make(tiny_clip, fusion=fusion)
     with torch.no_grad():
-        emb, eot = learner.text_prompts()
+        state = learner.begin_pass()
+        emb, eot = learner.text_prompts(state)
         x, _ = tiny_clip.start_text(emb, eot)
-        t, _ = learner.layer(1, x, None)
+        t, _ = learner.layer(1, x, None, state)
         expected = learner.deep_text[0] + learner.v2t(learner.deep_vision)[0]
         torch.testing.assert_close(gather_slots(t, learner.prompts.slots), expected.expand(len(CLASSNAMES), -1, -1),
                                    rtol=0, atol=0)
         before = learner.encode_text()
-        learner.visual_ctx += 1.0  # V_0 never reaches the text tower (no vision term at layer 0)
+        learner.vision_ctx += 1.0  # V_0 never reaches the text tower (no vision term at layer 0)
         torch.testing.assert_close(learner.encode_text(), before, rtol=0, atol=0)
         learner.deep_vision[1] += 1.0  # V_2 changes the text prompt at layer 2
         assert not torch.allclose(learner.encode_text(), before)
-        t3, _ = learner.layer(3, x, None)  # beyond the depth: untouched
+        t3, _ = learner.layer(3, x, None, learner.begin_pass())  # beyond the depth: untouched
         assert torch.equal(t3, x)
 
 
@@ -116,7 +118,7 @@ def reference_released_forward(learner, images):
     vis = model.visual
     y = vis.conv1(images).flatten(2).transpose(1, 2)
     y = torch.cat([vis.class_embedding.expand(y.shape[0], 1, -1), y], 1) + vis.positional_embedding
-    first = learner.visual_ctx[None] + learner.embed_proj(learner.ctx)
+    first = learner.vision_ctx[None] + learner.embed_proj(learner.ctx)
     y = vis.ln_pre(torch.cat([y, first.expand(y.shape[0], -1, -1)], 1))
     for i, block in enumerate(vis.transformer.resblocks):
         if 1 <= i < depth:

@@ -31,10 +31,10 @@ def test_shapes_and_init(tiny_clip):
     j, dv, dt = tiny_clip.vision_depth, tiny_clip.vision_width, tiny_clip.text_width
     ctx, vis = learner.mix()
     assert ctx.shape == (4, dt) and vis.shape == (j, 4, dv)
-    assert learner.vpt.shape == (1, 4, dv) and learner.vpt_deep.shape == (j - 1, 4, dv)
+    assert learner.vision_ctx.shape == (1, 4, dv) and learner.deep_vision.shape == (j - 1, 4, dv)
     patch = tiny_clip.image_size // math.isqrt(tiny_clip.num_patches)  # 8 for the tiny model
     bound = math.sqrt(6 / (3 * patch * patch + dv))
-    v = torch.cat([learner.vpt, learner.vpt_deep])
+    v = torch.cat([learner.vision_ctx, learner.deep_vision])
     assert v.abs().max() <= bound and v.abs().max() > 0.9 * bound
 
 
@@ -53,13 +53,14 @@ def test_mixer_per_token_in_code_mode_and_cross_token_in_paper_mode(tiny_clip, a
 def test_vision_prompts_follow_cls_after_ln_pre_and_replace_each_layer(tiny_clip, images):
     learner = make(tiny_clip, n_ctx=2)
     with torch.no_grad():
-        x = learner.vision_input(images)  # (B, 1+M+P, Dv)
+        state = learner.begin_pass()
+        x = learner.vision_input(images, state)  # (B, 1+M+P, Dv)
         plain = tiny_clip.ln_pre(tiny_clip.embed_image(images))
-        _, vis = learner.mix()
+        vis = state["vision"]
         assert x.shape[1] == plain.shape[1] + 2
         torch.testing.assert_close(x[:, 1:3], vis[0].expand(3, -1, -1), rtol=0, atol=0)  # not normalised by ln_pre
         torch.testing.assert_close(x[:, [0, *range(3, x.shape[1])]], plain, rtol=0, atol=0)
-        _, y = learner.layer(2, None, x)
+        _, y = learner.layer(2, None, x, state)
         torch.testing.assert_close(y[:, 1:3], vis[2].expand(3, -1, -1), rtol=0, atol=0)
 
 
@@ -77,7 +78,7 @@ def reference_released_forward(learner, images):
     prompts built by concatenation, vision prompts after CLS and after ln_pre, replaced before blocks ≥ 1."""
     clip, model, m = learner.clip, learner.clip.model, learner.config.n_ctx
     mix = learner.mixer
-    v = torch.cat([learner.vpt, learner.vpt_deep]).reshape(1, -1, clip.vision_width)
+    v = torch.cat([learner.vision_ctx, learner.deep_vision]).reshape(1, -1, clip.vision_width)
     z = torch.cat([learner.text_pre(learner.ctx[None]), learner.vision_pre(v)], dim=1)[0]  # (N, d)
     h = mix.ln_1(z)  # attention over one token: softmax = 1, output = out_proj(value)
     w_v, b_v = mix.attn.in_proj_weight[2 * z.shape[1]:], mix.attn.in_proj_bias[2 * z.shape[1]:]
