@@ -8,15 +8,18 @@
     metrics = mpl.evaluate(learner, mpl.load_dataset("toyworld/shapes", split="test", subsample="base"))
 """
 from .backbone import FrozenCLIP, load_clip
+from . import toyclip  # noqa: F401,E402  (registers the "toyclip" model source)
 from .data import list_datasets, load_dataset
 from .engine import base_novel, evaluate, fit, harmonic_mean, load_learner, save_learner
 from .learners import create_learner, list_learners
+from .models import list_models, register_model_source
 from .protocols import predict
 from .settings import notebook_settings
 
 __version__ = "0.1.0"
 __all__ = ["FrozenCLIP", "base_novel", "create_learner", "evaluate", "fit", "harmonic_mean", "list_datasets",
-           "list_learners", "load_clip", "load_dataset", "load_learner", "notebook_settings", "predict", "save_learner"]
+           "list_learners", "list_models", "load_clip", "load_dataset", "load_learner", "notebook_settings", "predict",
+           "register_model_source", "save_learner"]
 
 
 def __getattr__(name: str):

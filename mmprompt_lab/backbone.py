@@ -1,4 +1,4 @@
-"""The frozen CLIP and the one prompted forward every learner shares (DESIGN.md §1).
+"""The frozen CLIP and the one prompted forward every learner shares (docs/design.md §1).
 
 `FrozenCLIP` wraps an *unmodified* open_clip CLIP and exposes its forward as named steps that reuse
 open_clip's own submodules (token/positional embeddings, `ln_pre`, each residual block, `ln_final`,
@@ -14,22 +14,20 @@ across both — without forking the model.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
-import os
-from pathlib import Path
 from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .seeding import rng_scope
+from .models import OPENAI_MEAN, OPENAI_STD, allow_download, get_model_source
+from .threads import configure_threads
 
 log = logging.getLogger(__name__)
 
 LayerHook = Callable[[int, Optional[Tensor], Optional[Tensor]], tuple]
-OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
-OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 class FrozenCLIP(nn.Module):
@@ -38,15 +36,20 @@ class FrozenCLIP(nn.Module):
     Attributes read from the model: `text_width` (Dt), `vision_width` (Dv), `embed_dim` (E),
     `text_depth`, `vision_depth`, `text_heads`, `vision_heads`, `context_length` (L),
     `num_patches` (P), `image_size`. Parameters never require grad and the model stays in eval mode.
+    `preprocess_train` / `preprocess_val` are the engine's image transforms for this model (PIL image
+    → (3, H, W) tensor), as open_clip's `create_model_and_transforms` returns them.
     """
 
     def __init__(self, model: nn.Module, tokenizer, name: str, pretrained: str | None = None,
-                 mean=OPENAI_MEAN, std=OPENAI_STD):
+                 mean=OPENAI_MEAN, std=OPENAI_STD, *, augment: str = "official", precision: str = "fp32"):
         super().__init__()
         self.model = model
         self.tokenizer = tokenizer
         self.name, self.pretrained = name, pretrained
         self.mean, self.std = tuple(mean), tuple(std)
+        self.augment = augment  # the train augmentation suited to this model's images ("toy" for 32 px)
+        self.precision = precision  # as given to load_clip; checkpoint cards record it
+        self._weights_sha256: dict[torch.dtype, str] = {}
         self.text = model.text if hasattr(model, "text") else model  # CLIP or CustomTextCLIP
         self.visual = model.visual
         self._check_supported()
@@ -83,6 +86,35 @@ class FrozenCLIP(nn.Module):
     def logit_scale(self) -> Tensor:
         return self.model.logit_scale.exp()
 
+    @property
+    def weights_sha256(self) -> str:
+        """sha256 of the backbone's weights (every state_dict tensor: name, dtype, shape, bytes, in
+        sorted name order), so a checkpoint can check it is loaded onto the weights it was trained on.
+        Computed once per instance (about 1 s for ViT-B/16) and independent of the device."""
+        if self.dtype not in self._weights_sha256:
+            h = hashlib.sha256()
+            for key, value in sorted(self.model.state_dict().items()):
+                t = value.detach().to("cpu").contiguous()
+                h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+            self._weights_sha256[self.dtype] = h.hexdigest()
+        return self._weights_sha256[self.dtype]
+
+    @property
+    def preprocess_train(self):
+        """The engine's train transform for this model (`engine.transforms.train_transform` with
+        `self.augment`): PIL image → (3, H, W). `fit` uses the dataset's own augmentation instead."""
+        from .engine.transforms import train_transform  # the engine owns the transforms; no copy here
+
+        return train_transform(self, self.augment)
+
+    @property
+    def preprocess_val(self):
+        """The engine's test transform (resize, centre crop, normalise): PIL image → (3, H, W)."""
+        from .engine.transforms import test_transform
+
+        return test_transform(self)
+
     def train(self, mode: bool = True):
         super().train(mode)
         self.model.eval()  # BatchNorm stems and dropout stay frozen during prompt learning
@@ -97,9 +129,37 @@ class FrozenCLIP(nn.Module):
                              f"(missing {missing}); prompt learning needs a ViT image tower")
         if getattr(vis, "attn_pool", None) is not None or getattr(vis, "pool_type", "tok") != "tok":
             raise ValueError("only class-token pooled ViTs are supported (pool_type='tok', no attn_pool)")
-        pool = getattr(self.text, "text_pool_type", getattr(self.text, "pool_type", "argmax"))
+        size = vis.image_size
+        if isinstance(size, (tuple, list)) and len(set(size)) != 1:
+            raise ValueError(f"only square images are supported, this model takes {tuple(size)}")
+        text = self.text
+        needed = ("token_embedding", "positional_embedding", "transformer", "ln_final", "text_projection")
+        missing = [a for a in needed if not hasattr(text, a)]
+        if missing:
+            raise ValueError(f"text tower {type(text).__name__} is not an open_clip TextTransformer (missing "
+                             f"{missing}); prompt learning needs CLIP's own text transformer")
+        pool = getattr(text, "text_pool_type", getattr(text, "pool_type", "argmax"))
         if pool != "argmax":
             raise ValueError(f"text pooling {pool!r} is not supported; CLIP text towers pool at EOT (argmax)")
+        if getattr(text, "cls_emb", None) is not None:
+            raise ValueError("the text tower pools a class token appended after the text (CoCa), not EOT; "
+                             "prompt learning needs CLIP's EOT-pooled text tower")
+        if getattr(text, "attn_mask", None) is None:
+            raise ValueError("the text tower is not causal (no attention mask); prompt learning needs CLIP's "
+                             "causal text transformer")
+        if not isinstance(text.text_projection, (nn.Parameter, nn.Linear)):
+            raise ValueError(f"text projection {type(text.text_projection).__name__} is not supported (a "
+                             "projection matrix or nn.Linear is)")
+        from open_clip.transformer import ResidualAttentionBlock
+
+        for tower, blocks in (("text", text.transformer.resblocks), ("vision", vis.transformer.resblocks)):
+            if not all(type(b) is ResidualAttentionBlock for b in blocks):
+                raise ValueError(f"the {tower} tower uses {type(blocks[0]).__name__} blocks; the prompted "
+                                 "forward needs open_clip's standard ResidualAttentionBlock")
+        tok = self.tokenizer
+        if tok is not None and not all(hasattr(tok, a) for a in ("encode", "sot_token_id", "eot_token_id")):
+            raise ValueError(f"tokenizer {type(tok).__name__} is not supported; learned context slots need "
+                             "open_clip's SimpleTokenizer (CLIP's BPE)")
 
     # ------------------------------------------------------------------ text tower
     def tokenize(self, texts: list[str]) -> Tensor:
@@ -202,64 +262,37 @@ def _step(block: nn.Module, x: Tensor, mask: Tensor | None, tower: nn.Module, at
 
 # ---------------------------------------------------------------------- loading
 def load_clip(name: str = "toyclip", pretrained: str | bool | None = None, device: str | None = None,
-              precision: str = "fp32") -> FrozenCLIP:
-    """Load a frozen CLIP.
+              precision: str = "fp32", *, download: bool | None = None, threads: int | None = None) -> FrozenCLIP:
+    """Load a frozen CLIP from a registered model source ("toyclip") or open_clip.
 
     Args:
-        name: "toyclip" (the embedded default), any open_clip model name ("ViT-B-16",
-            "ViT-B-16-quickgelu", …), or a path to a ToyCLIP safetensors file.
-        pretrained: for open_clip names a tag ("openai", read from the local cache — nothing is
-            downloaded when HF_HUB_OFFLINE=1) or a local weights file; None = random weights. For
-            "toyclip": None/True = the shipped weights, False or "random" = random, or a file path.
+        name: "toyclip" (the embedded default), a path to a ToyCLIP safetensors file, an open_clip model
+            name ("ViT-B-16", "ViT-B-16-quickgelu", … — see `mmprompt_lab.list_models()`), or
+            "hf-hub:org/repo" (open_clip's config and weights from that Hugging Face repo).
+        pretrained: for open_clip names a tag ("openai") or a local weights file; None = random weights
+            drawn from a fixed seed (checkpoints on them reload exactly). For "toyclip": None/True = the
+            shipped weights, False or "random" = random, or a file path.
         device: "cpu", "cuda", … (default: cuda if available).
         precision: "fp32" (exact; mixed precision is autocast in the engine), "bf16" or "fp16" weights.
+        download: real weights are read from the local cache only, and a missing file fails at once with
+            a message naming the cache; True allows open_clip to download them. None = the
+            MMPROMPT_ALLOW_DOWNLOAD environment variable (1 = allow), off by default.
+        threads: CPU threads for torch; None = the package's policy (`mmprompt_lab.threads`): 1 for
+            ToyCLIP on the CPU, whose ops are too small to gain from more, unless you already chose a
+            count (OMP_NUM_THREADS, or `torch.set_num_threads` before this call); torch's default for
+            other models. The same policy as the CLI's `--threads`.
 
     Example:
         >>> clip = load_clip("toyclip")
         >>> clip.model  # the unmodified open_clip CLIP
+        >>> clip = load_clip("ViT-B-16", pretrained="openai")            # from the local cache
+        >>> clip = load_clip("ViT-B-16", pretrained="openai", download=True)   # fetch once
     """
-    import open_clip
-
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "toyclip" or (name.endswith(".safetensors") and Path(name).expanduser().exists()):
-        from .toyclip import create_toyclip
-
-        weights = {None: True, "random": False, "none": False}.get(pretrained, pretrained)
-        if name != "toyclip":
-            weights = Path(name).expanduser()
-        # random-weight backbones come from a fixed seed, so checkpoints on them reload exactly
-        with rng_scope(0 if weights is False else None):
-            model, tokenizer, pre = create_toyclip(pretrained=weights)
-        tag = None if weights is True else ("random" if weights is False else str(weights))
-        clip = FrozenCLIP(model, tokenizer, "toyclip", tag, pre["mean"], pre["std"])
-    else:
-        if name not in open_clip.list_models():
-            import difflib
-
-            close = difflib.get_close_matches(name, open_clip.list_models(), n=3)
-            raise ValueError(f"unknown CLIP model {name!r}; did you mean {close}? Use 'toyclip' or a "
-                             "name from open_clip.list_models()")
-        if isinstance(pretrained, str) and not Path(pretrained).expanduser().exists():
-            known = open_clip.list_pretrained_tags_by_model(name)
-            if pretrained not in known:
-                raise ValueError(f"{name!r} has no pretrained tag {pretrained!r} and no such file; tags: {known}")
-        try:
-            with rng_scope(None if pretrained else 0):
-                model = open_clip.create_model(name, pretrained=pretrained or None, precision=precision,
-                                               require_pretrained=bool(pretrained))
-        except Exception as err:  # network/cache failures: say what to do
-            if not pretrained:
-                raise
-            raise RuntimeError(
-                f"could not load weights {pretrained!r} for {name!r}: {err}. This machine must already have "
-                "them in the open_clip/Hugging Face cache (download once with network access, e.g. "
-                f"open_clip.create_model('{name}', pretrained='{pretrained}')), or pass a local file path "
-                "as pretrained=") from err
-        pre = getattr(model.visual, "preprocess_cfg", {}) or {}
-        if pretrained and os.path.exists(str(pretrained)):
-            pretrained = str(Path(pretrained).expanduser().resolve())  # the id names the file
-        clip = FrozenCLIP(model, open_clip.get_tokenizer(name), name, pretrained or None,
-                          pre.get("mean", OPENAI_MEAN), pre.get("std", OPENAI_STD))
+    configure_threads(threads, name, device)
+    loaded = get_model_source(name).load(name, pretrained, precision, allow_download(download))
+    clip = FrozenCLIP(loaded.model, loaded.tokenizer, loaded.name, loaded.pretrained, loaded.mean, loaded.std,
+                      augment=loaded.augment, precision=precision)
     return clip.to(device)
 
 

@@ -23,6 +23,7 @@ from ..data.base import ImageDataset
 from ..learners.base import PromptLearner
 from ..io import dumps
 from ..seeding import seed_everything
+from ..threads import configure_threads  # noqa: F401  (re-exported: the CLI imports it from here)
 from . import distributed
 from .transforms import train_transform
 
@@ -78,19 +79,6 @@ def autocast(device: torch.device, precision: str):
         return contextlib.nullcontext()
     dtype = torch.float16 if precision == "fp16" else torch.bfloat16
     return torch.autocast(device.type, dtype=dtype)
-
-
-def configure_threads(threads: int | None, model: str, device: str | None) -> None:
-    """CPU threads for a command-line run: `threads` if given, else 1 for ToyCLIP on the CPU.
-
-    Measured on a 2-core CPU with another job running: a ToyCLIP MaPLe step took 77 ms on one thread
-    and 511 ms on two (OpenMP threads wait for each other when the CPU is shared); its ops are too
-    small to gain from more. Other models keep torch's default.
-    """
-    if threads is None and model == "toyclip" and not str(device or "").startswith("cuda"):
-        threads = 1
-    if threads:
-        torch.set_num_threads(threads)
 
 
 def check_recipe(epochs: int | None, batch_size: int | None, lr: float | None, accumulate: int = 1) -> None:

@@ -4,7 +4,7 @@ The architecture is the open_clip model config `toyclip.json` (registered with
 `open_clip.add_model_config`), built by open_clip's own factory. The only change is `visual.conv1`:
 the single stride-4 patch convolution is replaced by `ConvStem`, a small stack of 3×3 convolutions
 with the same output shape (B, width, grid, grid). Locality in the stem is what lets a tiny ViT
-learn shape, not only colour (reference/TOYCLIP.md, R2→R3). GroupNorm instead of BatchNorm keeps
+learn shape, not only colour (docs/toyclip.md, runs R2→R3). GroupNorm instead of BatchNorm keeps
 the frozen model independent of batch statistics and of train/eval mode.
 """
 from __future__ import annotations
@@ -17,6 +17,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
+
+from ..models import LoadedModel, ModelTag, register_model_source
+from ..seeding import rng_scope
 
 log = logging.getLogger(__name__)
 
@@ -123,3 +126,34 @@ def create_toyclip(pretrained: bool | str | Path = True):
         load_weights(model, DEFAULT_WEIGHTS if pretrained is True else pretrained)
     model.eval()
     return model, get_tokenizer(), dict(PREPROCESS)
+
+
+# ---------------------------------------------------------------------------- the "toyclip" model source
+def is_toyclip_name(name: str) -> bool:
+    """"toyclip", or an existing ToyCLIP weights file (*.safetensors)."""
+    return name == MODEL_NAME or (name.endswith(".safetensors") and Path(name).expanduser().is_file())
+
+
+def load_source(name: str, pretrained=None, precision: str = "fp32", download: bool = False) -> LoadedModel:
+    """`load_clip`'s loader for ToyCLIP (nothing to download: the weights ship with the package).
+
+    name "toyclip" with pretrained None/True = the shipped weights, False/"random"/"none" = random
+    weights drawn from seed 0 (so checkpoints on them reload exactly), or a weights file; a name that
+    is a ToyCLIP safetensors file loads that file.
+    """
+    if precision != "fp32":
+        raise ValueError(f"ToyCLIP runs in fp32 (precision={precision!r} was asked); it is tiny, and mixed "
+                         "precision is autocast in the engine (fit(precision=...))")
+    if name != MODEL_NAME:
+        weights = Path(name).expanduser()
+    else:
+        weights = {None: True, "random": False, "none": False}.get(pretrained, pretrained)
+    with rng_scope(0 if weights is False else None):
+        model, tokenizer, pre = create_toyclip(pretrained=weights)
+    tag = None if weights is True else ("random" if weights is False else str(weights))
+    return LoadedModel(model, tokenizer, MODEL_NAME, tag, pre["mean"], pre["std"], augment="toy")
+
+
+register_model_source(MODEL_NAME, load_source, matches=is_toyclip_name, cpu_threads=1,
+                      tags=lambda: [ModelTag(MODEL_NAME, None, DEFAULT_WEIGHTS.is_file())],
+                      description="ToyCLIP, embedded: shipped weights trained on ToyWorld")
