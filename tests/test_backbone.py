@@ -86,3 +86,71 @@ def test_open_clip_name_with_local_weights_file_and_missing_cache(tmp_path):
     assert torch.equal(clip.model.visual.proj, model.visual.proj)
     with pytest.raises(RuntimeError, match="cache"):
         load_clip("ViT-B-16", pretrained="openai", device="cpu")  # nothing cached, HF_HUB_OFFLINE=1
+
+
+# ----------------------------------------------------------------------------- transforms, hashes, threads
+def test_preprocess_transforms_are_the_engines():
+    from PIL import Image
+
+    from mmprompt_lab.engine.transforms import test_transform, train_transform
+
+    clip = load_clip("toyclip", device="cpu")
+    assert clip.augment == "toy"
+    assert repr(clip.preprocess_val) == repr(test_transform(clip))
+    assert repr(clip.preprocess_train) == repr(train_transform(clip, "toy"))
+    image = Image.new("RGB", (48, 40), (200, 30, 30))
+    assert clip.preprocess_val(image).shape == clip.preprocess_train(image).shape == (3, 32, 32)
+
+
+def test_weights_sha256_names_the_weights(tiny_clip):
+    shipped, again = load_clip("toyclip", device="cpu"), load_clip("toyclip", device="cpu")
+    random = load_clip("toyclip", pretrained=False, device="cpu")
+    assert shipped.weights_sha256 == again.weights_sha256 != random.weights_sha256
+    assert len(shipped.weights_sha256) == 64 and shipped.weights_sha256 is shipped.weights_sha256  # cached
+    assert random.weights_sha256 == load_clip("toyclip", pretrained="random", device="cpu").weights_sha256
+    assert tiny_clip.weights_sha256 not in (shipped.weights_sha256, random.weights_sha256)
+
+
+@pytest.fixture
+def thread_state(monkeypatch):
+    """A fresh thread-policy state with torch's default pretended to be 2; restores torch's count."""
+    from mmprompt_lab import threads
+
+    before = torch.get_num_threads()
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(threads, "_DEFAULT", 2)
+    monkeypatch.setattr(threads, "_state", {"ours": None, "explicit": False})
+    torch.set_num_threads(2)
+    yield threads
+    torch.set_num_threads(before)
+
+
+def test_load_clip_applies_the_cli_thread_policy(thread_state, monkeypatch):
+    load_clip("toyclip", device="cpu")
+    assert torch.get_num_threads() == 1  # ToyCLIP on the CPU: one thread, as `mmprompt-lab tune`
+    load_clip("toyclip", device="cpu")
+    assert torch.get_num_threads() == 1  # our own setting is not mistaken for the user's
+    torch.set_num_threads(3)  # the user chose: left alone
+    load_clip("toyclip", device="cpu")
+    assert torch.get_num_threads() == 3
+    load_clip("toyclip", device="cpu", threads=2)  # an explicit count wins, and is remembered
+    assert torch.get_num_threads() == 2 and thread_state.configure_threads(None, "toyclip", "cpu") == 2
+
+
+def test_thread_policy_leaves_other_cases_alone(thread_state, monkeypatch):
+    assert thread_state.configure_threads(None, "ViT-B-16", "cpu") == 2  # torch's default for real models
+    assert thread_state.configure_threads(None, "toyclip", "cuda") == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert thread_state.configure_threads(None, "toyclip", "cpu") == 2
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert thread_state.configure_threads(None, "toyclip", "cpu") == 1
+    with pytest.raises(ValueError, match="threads must be an integer"):
+        thread_state.configure_threads(0, "toyclip", "cpu")
+
+
+def test_the_cli_still_imports_configure_threads_from_the_engine():
+    from mmprompt_lab.engine.train import configure_threads
+    from mmprompt_lab.threads import configure_threads as policy
+
+    assert configure_threads is policy
