@@ -94,7 +94,7 @@ def capture(learner: PromptLearner, images: Tensor) -> AttentionRecord:
     if prompts is not None and record.text:
         record.tokens, record.eot, record.slots = prompts.tokens.cpu(), prompts.eot.cpu(), prompts.slots.cpu()
         record.labels = [token_labels(clip, row, slots, int(e))
-                         for row, slots, e in zip(record.tokens, record.slots, record.eot)]
+                         for row, slots, e in zip(record.tokens, record.slots, record.eot, strict=True)]
     return record
 
 
@@ -252,9 +252,9 @@ def text_attention_figure(labels: list[str], weights: Tensor, title: str = "") -
     weights (layers, L) from `text_attention(query="eot")`, or (layers, M, L) for slots.
     """
     if weights.ndim == 3:
-        l, m, _ = weights.shape
-        z = weights.reshape(l * m, -1).numpy()
-        rows = [f"L{i} ctx{k + 1}" for i in range(l) for k in range(m)]
+        layers, m, _ = weights.shape
+        z = weights.reshape(layers * m, -1).numpy()
+        rows = [f"L{i} ctx{k + 1}" for i in range(layers) for k in range(m)]
     else:
         z, rows = weights.numpy(), [f"layer {i}" for i in range(weights.shape[0])]
     cols = [f"{i}:{t}" for i, t in enumerate(labels)]  # unique column keys

@@ -47,8 +47,8 @@ def nearest_words(clip, vectors: Tensor, k: int = 5, metric: str = "euclidean",
         score = F.normalize(vectors, dim=-1) @ F.normalize(table, dim=-1).T  # (M, V)
         best = score.topk(min(k, len(ids)))
     decoder = clip.tokenizer.decoder
-    return [[(decoder[int(ids[j])].replace("</w>", ""), round(float(v), 4)) for v, j in zip(vals, idx)]
-            for vals, idx in zip(best.values, best.indices)]
+    return [[(decoder[int(ids[j])].replace("</w>", ""), round(float(v), 4)) for v, j in zip(vals, idx, strict=True)]
+            for vals, idx in zip(best.values, best.indices, strict=True)]
 
 
 def vocab_figure(words: list[list[tuple[str, float]]], title: str = "") -> go.Figure:

@@ -38,8 +38,9 @@ import contextlib
 import dataclasses
 import functools
 import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterable, Iterator, Mapping
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -67,8 +68,8 @@ class LearnerConfig:
     """Base of every learner config. Fields set to None in overrides keep their default."""
 
     @classmethod
-    def from_overrides(cls, **overrides: Any) -> "LearnerConfig":
-        """Build a config, rejecting unknown keys with a suggestion (docs/design.md, overrides are checked)."""
+    def from_overrides(cls, **overrides: Any) -> LearnerConfig:
+        """Build a config, rejecting unknown keys with a suggestion (docs/design.md §2)."""
         return build_config(cls, overrides)
 
     def to_dict(self) -> dict:
@@ -151,7 +152,7 @@ class PromptLearner(nn.Module):
                 module.set_classnames(self.classnames)
 
     @contextlib.contextmanager
-    def use_classnames(self, classnames: list[str]) -> Iterator["PromptLearner"]:
+    def use_classnames(self, classnames: list[str]) -> Iterator[PromptLearner]:
         """Temporarily switch to other class names (base → novel, source → target), restoring the
         learner's own on exit — so evaluating on other classes never changes the learner.
 
@@ -332,7 +333,7 @@ class PromptLearner(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path, clip: FrozenCLIP | None = None, *, device: str | None = None,
-                        download: bool | None = None) -> "PromptLearner":
+                        download: bool | None = None) -> PromptLearner:
         """Rebuild a learner saved by `save_pretrained`; clip=None loads the backbone named in its card
         (local cache only unless `download`). Example: `CoOp.from_pretrained("runs/coop")`."""
         from ..engine.checkpoint import load_learner

@@ -41,8 +41,8 @@ class IVLPConfig(LearnerConfig):
 
     def __post_init__(self):
         check(self.n_ctx_text >= 1, f"n_ctx_text must be ≥ 1, got {self.n_ctx_text}")
-        check(self.text_depth is None or self.text_depth >= 1, f"text_depth must be ≥ 1 (official assert; use 'vpt' for vision-only "
-              f"prompting), got {self.text_depth}")
+        check(self.text_depth is None or self.text_depth >= 1,
+              f"text_depth must be ≥ 1 (official assert; use 'vpt' for vision-only prompting), got {self.text_depth}")
         check(self.n_ctx_vision >= 0, f"n_ctx_vision must be ≥ 0, got {self.n_ctx_vision}")
         check(self.vision_depth is None or self.vision_depth >= 0, f"vision_depth must be ≥ 0, got {self.vision_depth}")
 

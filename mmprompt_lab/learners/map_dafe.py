@@ -48,7 +48,8 @@ GATES = ("channel", "input", "convex")
 class MAPDAFEConfig(LearnerConfig):
     n_ctx_text: int = 4  # n_t text prompts after the template (our design)
     n_ctx_vision: int = 4  # n_v vision prompts appended to the patches (our design)
-    depth: int | None = None  # None = official 9 of 12 blocks, scaled to the model; J: fresh prompts P_0..P_{J-1}, DAFE before blocks 1..J-1 (MaPLe's depth)
+    depth: int | None = None  # J: fresh prompts P_0..P_{J-1}, DAFE before blocks 1..J-1 (MaPLe's depth);
+    # None = official 9 of 12 blocks, scaled to the model
     reduction: int = 16  # r: φ's bottleneck d → d/r
     gate: str = "channel"  # "channel" | "input" | "convex" (see the module docstring)
     gate_init: float = 0.01  # starting gate value g (channel), σ(b) (input) or α (convex)

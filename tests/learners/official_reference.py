@@ -63,5 +63,5 @@ def assert_logits_and_grads_match(ours, ref, params, labels, atol: float = 1e-5)
     torch.testing.assert_close(ours, ref, rtol=1e-5, atol=atol)
     grads = torch.autograd.grad(F.cross_entropy(ours, labels), params, retain_graph=True)
     ref_grads = torch.autograd.grad(F.cross_entropy(ref, labels), params)
-    for g, r in zip(grads, ref_grads):
+    for g, r in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)

@@ -22,7 +22,7 @@ def official_logits(clip, images, sd):
     h = F.linear(F.relu(F.linear(img, sd["meta_net.linear1.weight"], sd["meta_net.linear1.bias"])),
                  sd["meta_net.linear2.weight"], sd["meta_net.linear2.bias"])  # (B, Dt)
     rows = []
-    for f_b, pi_b in zip(img, h):
+    for f_b, pi_b in zip(img, h, strict=True):
         prompts, tokens = ref.prompt_embeddings(model, clip.tokenizer, "a photo of a", CLASSNAMES,
                                                 sd["ctx"] + pi_b, sd["ctx"].shape[0])
         rows.append(ref.logits(model, f_b[None], ref.text_features(model, prompts, tokens))[0])

@@ -1,4 +1,4 @@
-"""One contract for every registered learner (docs/design.md: one contract for every learner), on a tiny random CLIP whose
+"""One contract for every registered learner (docs/design.md), on a tiny random CLIP whose
 text and vision widths and depths differ."""
 import pytest
 import torch
@@ -47,7 +47,7 @@ def test_step_touches_only_prompts_and_backbone_is_bit_identical(name, tiny_clip
 @pytest.mark.parametrize("name", list_learners())
 def test_deterministic_construction(name, tiny_clip, images):
     a, b = make(name, tiny_clip, seed=3), make(name, tiny_clip, seed=3)
-    for (ka, va), (kb, vb) in zip(a.learner_state_dict().items(), b.learner_state_dict().items()):
+    for (ka, va), (kb, vb) in zip(a.learner_state_dict().items(), b.learner_state_dict().items(), strict=True):
         assert ka == kb and torch.equal(va, vb)
     a.eval(), b.eval()
     with torch.no_grad():
@@ -153,7 +153,7 @@ def test_declared_capabilities_are_true(name, overrides, tiny_clip, images):
         assert learner.couples_towers
     elif params:
         both = [a and b for a, b in zip(_depends(_grads(learner.encode_image(images), params)),
-                                        _depends(_grads(learner.encode_text(), params)))]
+                                        _depends(_grads(learner.encode_text(), params)), strict=True)]
         assert any(both) == learner.couples_towers, "couples_towers disagrees with the gradients"
     else:
         assert not learner.couples_towers

@@ -12,7 +12,8 @@ EXPECTED = {
     ("vpt", ()): 73_728,
     ("ivlp", ()): 23_040,
     ("ivlp", (("text_depth", 12), ("vision_depth", 12))): 30_720,  # released 2+2ctx config
-    ("ivlp", (("n_ctx_text", 4), ("text_depth", 12), ("vision_depth", 0), ("n_ctx_vision", 0))): 24_576,  # deep language
+    # deep language prompting (config ..._4ctx_language_only)
+    ("ivlp", (("n_ctx_text", 4), ("text_depth", 12), ("vision_depth", 0), ("n_ctx_vision", 0))): 24_576,
     ("maple", ()): 3_555_072,
     ("upt", ()): 566_400,
     ("upt", (("n_ctx", 16),)): 683_136,

@@ -32,7 +32,8 @@ def test_text_is_fixed_template(tiny_clip, images):
     learner = create_learner("vpt", tiny_clip, CLASSNAMES, depth=2, template="itap of a {}.")
     text = learner.encode_text()
     assert not text.requires_grad
-    expected = tiny_clip.model.encode_text(tiny_clip.tokenizer([f"itap of a {c.replace('_', ' ')}." for c in CLASSNAMES]))
+    texts = [f"itap of a {c.replace('_', ' ')}." for c in CLASSNAMES]
+    expected = tiny_clip.model.encode_text(tiny_clip.tokenizer(texts))
     torch.testing.assert_close(text, torch.nn.functional.normalize(expected, dim=-1), rtol=1e-5, atol=1e-6)
     img, txt = learner.encode(images, attention=(att := {}))
     assert img.shape == (3, tiny_clip.embed_dim) and txt.shape == (len(CLASSNAMES), tiny_clip.embed_dim)
