@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mmprompt_lab.analysis import attention as A
-from mmprompt_lab.learners import create_learner
+from mmprompt_lab.learners import create_learner, list_learners
 
 NAMES = ["circle", "star", "house"]
 
@@ -80,6 +80,20 @@ def test_zeroshot_records_the_image_tower(tiny_clip, batch):
     assert len(rec.vision) == tiny_clip.vision_depth and rec.text == []
     with pytest.raises(ValueError):
         A.text_attention(rec)
+
+
+@pytest.mark.parametrize("method", list_learners())
+def test_capture_follows_the_declared_capabilities(tiny_clip, batch, method):
+    depth = {"dcp": dict(depth=2), "ivlp": dict(text_depth=3), "maple": dict(depth=3), "mudpt": dict(depth=3),
+             "map_dafe": dict(depth=3)}.get(method, {})
+    learner = create_learner(method, tiny_clip, NAMES, **depth)
+    rec = A.capture(learner, batch)
+    assert len(rec.vision) == tiny_clip.vision_depth
+    assert (len(rec.prompt_index) > 0) == learner.has_vision_prompts
+    assert bool(rec.text) == learner.has_text_prompts and (rec.tokens is not None) == learner.has_text_prompts
+    if not learner.records_cross_attention:
+        with pytest.raises(ValueError, match="no cross-modal attention module"):
+            A.cross_modal_attention(learner, batch)
 
 
 def test_dcp_cross_modal_attention(tiny_clip, batch):
