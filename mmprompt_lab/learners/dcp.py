@@ -41,10 +41,6 @@ from .base import LearnerConfig, PromptLearner, TrainPreset, check
 from .prompts import deep_text_layout, gather_slots, normal_, replace_slots, replace_vision, vision_slots
 from .registry import register_learner
 
-OFFICIAL = {"attn_v": "promt_attention_visual", "ln1_v": "ln_pa_1_visual", "ln2_v": "ln_pa_2_visual",
-            "mlp_v": "mlp_pa_visual", "proj_t2v": "proj_t2v", "attn_t": "promt_attention_text",
-            "ln1_t": "ln_pa_1_text", "ln2_t": "ln_pa_2_text", "mlp_t": "mlp_pa_text", "proj_v2t": "proj_v2t"}
-
 
 @dataclass(frozen=True)
 class DCPConfig(LearnerConfig):
@@ -167,6 +163,9 @@ class DCP(PromptLearner):
         return text, vision
 
     def official_names(self):
+        official = {"attn_v": "promt_attention_visual", "ln1_v": "ln_pa_1_visual", "ln2_v": "ln_pa_2_visual",
+                    "mlp_v": "mlp_pa_visual", "proj_t2v": "proj_t2v", "attn_t": "promt_attention_text",
+                    "ln1_t": "ln_pa_1_text", "ln2_t": "ln_pa_2_text", "mlp_t": "mlp_pa_text", "proj_v2t": "proj_v2t"}
         names = {"prompt_learner.prompts_text": "ctx", "prompt_learner.prompts_visual": "vision_ctx"}
         blocks = range(max(self.clip.text_depth, self.clip.vision_depth)) if self.config.shared_cmpa \
             else range(1, self.config.depth + 1)
@@ -174,5 +173,5 @@ class DCP(PromptLearner):
             k = 0 if self.config.shared_cmpa else i - 1
             for name, _ in self.cmpa[k].named_parameters():
                 sub, rest = name.split(".", 1)
-                names[f"encoder.resblocks.{i}.prompt_attn.{OFFICIAL[sub]}.{rest}"] = f"cmpa.{k}.{name}"
+                names[f"encoder.resblocks.{i}.prompt_attn.{official[sub]}.{rest}"] = f"cmpa.{k}.{name}"
         return names
