@@ -322,6 +322,9 @@ def _load_open_clip(name: str, pretrained: Any, precision: str, download: bool) 
                          "file, or None for random weights")
     if name.startswith(HF_HUB_PREFIX):
         return _load_hf_hub(name, pretrained, precision, download)
+    if name not in open_clip.list_models() and name.endswith((".safetensors", ".pt", ".pth", ".bin")):
+        raise FileNotFoundError(f"no weights file {name!r}; a ToyCLIP file is loaded by its path, open_clip "
+                                "weights with load_clip(model_name, pretrained=path)")
     if name not in open_clip.list_models():
         import difflib
 

@@ -213,3 +213,8 @@ def test_unsupported_names_are_refused_before_building():
     with pytest.raises(ValueError, match="timm model"):
         load_clip("ViT-B-16-SigLIP", device="cpu")
     assert time.time() - t0 < 2
+
+
+def test_a_missing_weights_file_name_is_a_file_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no weights file"):
+        load_clip(str(tmp_path / "absent.safetensors"), device="cpu")
