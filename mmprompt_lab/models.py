@@ -306,10 +306,10 @@ def _hf_hub_folder(repo: str) -> str | None:
     from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
 
     config = _from_hf_cache(repo, ["open_clip_config.json"])
-    if config is None or _from_hf_cache(repo, [HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME]) is None:
-        return None
-    folder = Path(config).parent
-    return str(folder) if any(folder.glob("open_clip_*")) else None
+    weights = _from_hf_cache(repo, [HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME])
+    if config is None or weights is None or Path(config).parent != Path(weights).parent:
+        return None  # open_clip's local-dir: loader reads both from one snapshot folder
+    return str(Path(config).parent)
 
 
 def _load_open_clip(name: str, pretrained: Any, precision: str, download: bool) -> LoadedModel:
