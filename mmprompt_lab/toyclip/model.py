@@ -6,6 +6,10 @@ the single stride-4 patch convolution is replaced by `ConvStem`, a small stack o
 with the same output shape (B, width, grid, grid). Locality in the stem is what lets a tiny ViT
 learn shape, not only colour (docs/toyclip.md, runs R2→R3). GroupNorm instead of BatchNorm keeps
 the frozen model independent of batch statistics and of train/eval mode.
+
+Importing this module registers the "toyclip" model source (`mmprompt_lab.models`): `load_clip`
+then loads "toyclip" and ToyCLIP `.safetensors` files through `load_source`, with one CPU thread by
+the thread policy. `mmprompt_lab/__init__.py` imports it; the backbone never names ToyCLIP.
 """
 from __future__ import annotations
 
