@@ -106,6 +106,14 @@ class PromptLearner(nn.Module):
     # config field → (official depth on a 12-block tower, which tower bounds it: "text" | "vision" | "both")
     depth_fields: ClassVar[dict[str, tuple[int, str]]] = {}
 
+    @classmethod
+    def depth_limit(cls, field: str, clip: FrozenCLIP) -> int:
+        """The largest value a depth field may take on `clip` (its tower's blocks; a method whose
+        prompts start at block 1 overrides this). `resolve_depths` and the knobs of the lessons use it."""
+        tower = cls.depth_fields[field][1]
+        return {"text": clip.text_depth, "vision": clip.vision_depth,
+                "both": min(clip.text_depth, clip.vision_depth)}[tower]
+
     def __init__(self, clip: FrozenCLIP, classnames: list[str], config: LearnerConfig):
         super().__init__()
         if not isinstance(clip, FrozenCLIP):
@@ -113,7 +121,7 @@ class PromptLearner(nn.Module):
         if not classnames:
             raise ValueError("classnames is empty: a learner needs at least one class")
         self.clip = clip
-        self.config = resolve_depths(config, self.depth_fields, clip, type(self).name)
+        self.config = resolve_depths(config, type(self), clip)
         self.classnames = list(classnames)
         self.register_buffer("fixed_text", None, persistent=False)  # (C, E) cache of `fixed_text_features`
 
@@ -341,19 +349,19 @@ class PromptLearner(nn.Module):
         return load_learner(path, clip, method=cls.name or None, device=device, download=download)
 
 
-def resolve_depths(config: LearnerConfig, fields: dict[str, tuple[int, str]], clip: FrozenCLIP,
-                   method: str) -> LearnerConfig:
-    """Fill depth fields left at None with the official depth scaled to the model's towers
-    (e.g. MaPLe's 9 of 12 blocks → 3 of ToyCLIP's 4), and check explicit depths against the model.
-    The resolved values are stored in the config, so checkpoints record what actually ran."""
+def resolve_depths(config: LearnerConfig, cls: type[PromptLearner], clip: FrozenCLIP) -> LearnerConfig:
+    """Fill the depth fields (`cls.depth_fields`) left at None with the official depth scaled to the
+    model's towers (e.g. MaPLe's 9 of 12 blocks → 3 of ToyCLIP's 4), and check every depth against
+    `cls.depth_limit`. The resolved values are stored in the config, so checkpoints record what ran."""
     updates = {}
-    for name, (official, tower) in fields.items():
-        limit = {"text": clip.text_depth, "vision": clip.vision_depth,
-                 "both": min(clip.text_depth, clip.vision_depth)}[tower]
+    for name, (official, tower) in cls.depth_fields.items():
+        blocks = {"text": clip.text_depth, "vision": clip.vision_depth,
+                  "both": min(clip.text_depth, clip.vision_depth)}[tower]
+        limit = cls.depth_limit(name, clip)
         value = getattr(config, name)
         if value is None:
-            value = max(1, round(official * limit / 12))
-        check(0 <= value <= limit, f"{method}: {name}={value} exceeds the model's {limit} "
-              f"{'text/vision' if tower == 'both' else tower} blocks ({clip.id})")
+            value = min(limit, max(1, round(official * blocks / 12)))
+        check(0 <= value <= limit, f"{cls.name}: {name}={value} exceeds {limit}, the most this method allows on "
+              f"the model's {blocks} {'text/vision' if tower == 'both' else tower} blocks ({clip.id})")
         updates[name] = value
     return dataclasses.replace(config, **updates) if updates else config

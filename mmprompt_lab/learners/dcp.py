@@ -110,12 +110,13 @@ class DCP(PromptLearner):
     records_cross_attention = True  # CMPA.record
     depth_fields = {"depth": (9, "both")}
 
+    @classmethod
+    def depth_limit(cls, field: str, clip) -> int:
+        return min(clip.text_depth, clip.vision_depth) - 1  # CMPA runs before blocks 1..J
+
     def __init__(self, clip, classnames, config: DCPConfig):
         super().__init__(clip, classnames, config)
-        config = self.config  # depth resolved by the base
-        most = min(clip.text_depth, clip.vision_depth) - 1
-        check(config.depth <= most, f"depth {config.depth} exceeds {most}: CMPA runs before blocks 1..J of a "
-              f"model with {clip.text_depth} text / {clip.vision_depth} vision blocks")
+        config = self.config  # depth resolved and checked against depth_limit by the base
         m, dt, dv = config.n_ctx, clip.text_width, clip.vision_width
         layout = deep_text_layout(clip, m, config.ctx_init)
         self.prompts = layout.tokens(clip, self.classnames)
