@@ -361,7 +361,8 @@ def resolve_depths(config: LearnerConfig, cls: type[PromptLearner], clip: Frozen
         value = getattr(config, name)
         if value is None:
             value = min(limit, max(1, round(official * blocks / 12)))
-        check(0 <= value <= limit, f"{cls.name}: {name}={value} exceeds {limit}, the most this method allows on "
-              f"the model's {blocks} {'text/vision' if tower == 'both' else tower} blocks ({clip.id})")
+        fewer = "" if limit == blocks else f" (at most {limit} for {cls.name})"
+        check(0 <= value <= limit, f"{cls.name}: {name}={value} exceeds the model's {blocks} "
+              f"{'text/vision' if tower == 'both' else tower} blocks{fewer} ({clip.id})")
         updates[name] = value
     return dataclasses.replace(config, **updates) if updates else config

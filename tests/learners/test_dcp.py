@@ -134,5 +134,5 @@ def test_per_layer_cmpa_and_official_import(tiny_clip, images):
 
 
 def test_depth_bound(tiny_clip):
-    with pytest.raises(ValueError, match="exceeds 2"):
+    with pytest.raises(ValueError, match="at most 2 for dcp"):
         make(tiny_clip, depth=3)
