@@ -26,6 +26,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help="CPU threads (default: 1 for toyclip — its ops are tiny and extra threads stall "
                         "on a busy CPU; torch's default otherwise)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--download", action="store_true", help="allow downloading real weights that are not in the "
+                   "local cache (default: offline, the cache only)")
 
 
 def _add_data_args(p: argparse.ArgumentParser, default: str | None) -> None:
@@ -33,9 +35,23 @@ def _add_data_args(p: argparse.ArgumentParser, default: str | None) -> None:
     p.add_argument("--root", default=None, help="folder holding the real datasets (not needed for ToyWorld)")
 
 
+class _Version(argparse.Action):
+    """`--version`: the package, torch, open_clip and Python versions (imports torch only when asked)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="show the versions and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .catalog import version_text
+
+        print(version_text())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmprompt-lab", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("tune", help="learn prompts on a dataset, evaluate, write checkpoint + metrics.json")
@@ -70,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     e.add_argument("--threads", type=int, default=None, help="CPU threads (default: 1 for toyclip)")
     e.add_argument("--json", action="store_true")
+    e.add_argument("--download", action="store_true", help="allow downloading the card's backbone weights")
 
     sub.add_parser("list", help="methods, datasets and models")
 
@@ -119,7 +136,7 @@ def cmd_tune(args) -> int:
     configure_threads(args.threads, args.model, args.device)
     with run:
         run.check_spec(record)
-        clip = load_clip(args.model, pretrained=args.pretrained, device=args.device)
+        clip = load_clip(args.model, pretrained=args.pretrained, device=args.device, download=args.download or None)
         say = (lambda *a: None) if args.json else print
         if run.resumed:
             say(f"resuming the interrupted run in {run.work}")
@@ -188,10 +205,11 @@ def _print_summary(result, metrics: dict, out: Path) -> None:
 def cmd_eval(args) -> int:
     from .engine import load_learner, read_card
     from .experiment import ExperimentSpec, score
+    from .models import parse_backbone_id
     from .io import write_json
 
     card = read_card(args.checkpoint)
-    configure_threads(args.threads, card["backbone"].split(":")[0], args.device)
+    configure_threads(args.threads, parse_backbone_id(card["backbone"])[0], args.device)
     data = card.get("data") or {}
     dataset = args.dataset or data.get("dataset")
     if dataset is None:
@@ -202,7 +220,7 @@ def cmd_eval(args) -> int:
     spec = ExperimentSpec(card["method"], dataset, shots=None, seed=data.get("seed", 1), base2new=base2new,
                           root=root, zeroshot_reference=False, precision=args.precision,
                           options={"templates": card["config"]["templates"]} if "templates" in card["config"] else {})
-    learner = load_learner(args.checkpoint, device=args.device)
+    learner = load_learner(args.checkpoint, device=args.device, download=args.download or None)
     tests = _eval_sets(spec, args.split, subsample)
     tuned_subsample = "base" if data.get("base2new") else "all"
     if base2new or (dataset == data.get("dataset") and subsample == tuned_subsample):  # the tuned classes
@@ -241,14 +259,9 @@ def _eval_sets(spec, split: str, subsample: str) -> dict:
 
 
 def cmd_list(args) -> int:
-    import open_clip
+    from .catalog import list_tables
 
-    import mmprompt_lab as mpl
-
-    print("methods: ", ", ".join(mpl.list_learners()))
-    print("datasets:", ", ".join(mpl.list_datasets()))
-    print("models:   toyclip (embedded) and open_clip ViTs, e.g.",
-          ", ".join(m for m in open_clip.list_models() if m.startswith("ViT-B-16"))[:200])
+    print(list_tables())
     return 0
 
 

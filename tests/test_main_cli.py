@@ -42,10 +42,27 @@ def test_bad_input_is_one_clear_error(argv, message, capsys):
     assert message in err and "Traceback" not in err
 
 
-def test_list(capsys):
+def test_list_prints_whole_tables(capsys):
+    import open_clip
+
+    from mmprompt_lab import list_learners, list_models
+
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert "maple" in out and "toyworld/shapes" in out
+    assert all(m in out for m in list_learners()) and "toyworld/shapes" in out
+    assert "3,555,072" in out  # MaPLe's ViT-B/16 count, from the methods table
+    names = [m for m in list_models() if m in open_clip.list_models()]
+    assert names and all(n in out.split() for n in names)  # every supported model, never cut off
+
+
+def test_version(capsys):
+    import torch
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("mmprompt_lab ") and torch.__version__ in out
 
 
 def test_pretrain_exports_loadable_weights(tmp_path):

@@ -46,6 +46,7 @@ def add_parsers(subparsers) -> None:
     r.add_argument("--model", default="toyclip", help="'toyclip' (default) or an open_clip name, e.g. ViT-B-16")
     r.add_argument("--pretrained", default=None, help="open_clip tag (e.g. openai) or a weights file")
     r.add_argument("--root", default=None, help="folder of the real datasets (check it: mmprompt-lab data verify)")
+    r.add_argument("--download", action="store_true", help="allow downloading real weights not in the local cache")
     r.add_argument("--device", default=None)
     r.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     r.add_argument("--threads", type=int, default=None, help="CPU threads (default: 1 for toyclip)")
@@ -103,7 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     check_writable(Path(args.out))  # before any training
     configure_threads(args.threads, args.model, args.device)
-    clip = load_clip(args.model, pretrained=args.pretrained, device=args.device)
+    clip = load_clip(args.model, pretrained=args.pretrained, device=args.device, download=args.download or None)
     for method in methods:
         result = run_protocol(protocol, method, model=clip, **common)
         print(f"{result['method']}: {len(result['results'])} results in {result['seconds']:.0f} s → {result['path']}")
