@@ -90,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="methods, datasets and models")
 
+    n = sub.add_parser("notebooks", help="render the lessons as executed HTML")
+    n.add_argument("action", choices=["render"])
+    n.add_argument("paths", nargs="*", help="notebooks to render (default: notebooks/[0-9]*.ipynb here)")
+    n.add_argument("--out", default="notebooks/html", help="folder for the HTML files (default: %(default)s)")
+    n.add_argument("--ci", action="store_true", help="run at CI size (MMPROMPT_CI=1): minutes instead of ~15")
+
     p = sub.add_parser("pretrain", help="pretrain ToyCLIP on ToyWorld (resumable), optionally export weights")
     p.add_argument("--out", default="runs/toyclip", help="run folder (checkpoints; resumed if present)")
     p.add_argument("--steps", type=int, default=None)
@@ -279,7 +285,17 @@ def cmd_pretrain(args) -> int:
     return 0
 
 
-COMMANDS = {"tune": cmd_tune, "eval": cmd_eval, "list": cmd_list, "pretrain": cmd_pretrain}
+def cmd_notebooks(args) -> int:
+    from .render import render_notebooks
+
+    paths = args.paths or sorted(Path("notebooks").glob("[0-9][0-9]_*.ipynb"))
+    for path in render_notebooks(paths, args.out, ci=args.ci):
+        print(f"written: {path}")
+    return 0
+
+
+COMMANDS = {"tune": cmd_tune, "eval": cmd_eval, "list": cmd_list, "pretrain": cmd_pretrain,
+            "notebooks": cmd_notebooks}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -74,3 +74,18 @@ def test_pretrain_exports_loadable_weights(tmp_path):
     assert (tmp_path / "toy_train_log.json").exists()
     clip = load_clip(str(weights), device="cpu")
     assert clip.name == "toyclip" and clip.pretrained == str(weights)
+
+
+def test_notebooks_render_writes_executed_html(tmp_path, capsys):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import os; print('ci=' + os.environ['MMPROMPT_CI'])")])
+    path = tmp_path / "00_tiny.ipynb"
+    nbformat.write(nb, path)
+    assert main(["notebooks", "render", str(path), "--ci", "--out", str(tmp_path / "html")]) == 0
+    html = (tmp_path / "html" / "00_tiny.html").read_text()
+    assert "ci=1" in html  # executed, at CI size
+    bad = tmp_path / "01_bad.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 / 0")]), bad)
+    assert main(["notebooks", "render", str(bad), "--out", str(tmp_path / "html")]) == 2
+    assert "01_bad.ipynb: a cell failed" in capsys.readouterr().err
