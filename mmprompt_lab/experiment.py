@@ -200,11 +200,14 @@ def train_learner(spec: ExperimentSpec, clip: FrozenCLIP, *, device: str | None 
 
 def scorer_for(learner: PromptLearner, dataset: ImageDataset, spec: ExperimentSpec) -> PromptLearner:
     """The learner to score on `dataset`: a hand-template learner takes that dataset's template
-    (unless the spec gave templates); any other learner is itself."""
+    (unless the spec gave templates), keeping its own config and trained state; any other learner is itself."""
     template = hand_template_options(learner.name, dataset)
     if not template or set(template) & set(spec.options):
         return learner
-    return create_learner(learner.name, learner.clip, learner.classnames, **template)
+    scorer = create_learner(learner.name, learner.clip, learner.classnames, seed=0,
+                            **{**learner.config.to_dict(), **template})
+    scorer.load_learner_state_dict(learner.learner_state_dict())  # the trained prompts, not a fresh init
+    return scorer
 
 
 def score(learner: PromptLearner, tests: dict[str, ImageDataset], spec: ExperimentSpec, *,
