@@ -25,7 +25,7 @@ from plotly.subplots import make_subplots
 from ..experiment import run_experiment
 from ..settings import NotebookSettings, notebook_settings
 
-METHODS = ("coop", "cocoop", "vpt", "ivlp", "maple", "upt", "dcp", "mudpt", "map_dafe")
+METHODS = ("coop", "cocoop", "vpt", "ivlp", "maple", "upt", "dcp", "mudpt", "map_dafe", "kgcoop", "promptsrc")
 SUITES = ("toyworld/shapes", "toyworld/polygons", "toyworld/patterns", "toyworld/scenes", "toyworld/clutter")
 
 

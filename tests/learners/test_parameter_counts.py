@@ -24,7 +24,11 @@ EXPECTED = {
     ("map_dafe", ()): 939_648,
     ("map_dafe", (("gate", "input"),)): 7_755_392,
     ("map_dafe", (("gate", "convex"),)): 929_424,
+    ("kgcoop", ()): 2_048,
+    ("promptsrc", ()): 46_080,
 }
+# ToyCLIP (text 64 / vision 96 wide, 4 blocks each; depths 9 of 12 scale to 3), default options
+TOYCLIP_EXPECTED = {"kgcoop": 4 * 64, "promptsrc": 3 * 4 * 64 + 3 * 4 * 96}  # 256, 1,920
 
 
 def test_every_registered_learner_has_an_expected_count():
@@ -37,3 +41,11 @@ def test_trainable_counts(name, overrides, vit_b16):
     assert name in list_learners(), f"{name!r} has an expected count but is not registered"
     learner = create_learner(name, vit_b16, ["cat", "dog", "sea lion"], **dict(overrides))
     assert learner.num_trainable() == EXPECTED[(name, overrides)]
+
+
+@pytest.mark.parametrize("name", list(TOYCLIP_EXPECTED))
+def test_trainable_counts_on_toyclip(name):
+    from mmprompt_lab.backbone import load_clip
+
+    learner = create_learner(name, load_clip("toyclip", device="cpu"), ["cat", "dog", "sea lion"])
+    assert learner.num_trainable() == TOYCLIP_EXPECTED[name]
