@@ -11,6 +11,8 @@ only in how they present the result.
 Rules written once, here:
 - a seed fixes everything: prompt initialisation (`create_learner(seed=)`), the few-shot selection,
   shuffling and augmentation (`fit(seed=)`);
+- a named preset (`spec.preset`, e.g. MaPLe's "transfer") supplies the learner options and epochs / lr /
+  batch size that the spec leaves unset (`preset_options`, `fit_settings`);
 - hand-template learners (zero-shot CLIP) use the template of the dataset they are scored on, unless
   templates were given as options;
 - the harmonic mean comes from `engine.base_novel`; the test cap from `ImageDataset.first_per_class`.
@@ -54,6 +56,8 @@ class ExperimentSpec:
     shifted: tuple[str, ...] = ()  # extra test suites with the same classes (domain shift)
     zeroshot_reference: bool = True  # also score zero-shot CLIP on the same test sets
     precision: str = "auto"  # "auto" | "fp32" | "bf16" | "fp16"
+    preset: str | None = None  # a named recipe of the method (e.g. MaPLe's "transfer"); None = the official
+    # default. Its options and epochs/lr/batch size apply where this spec leaves them unset (None / absent)
 
     def __post_init__(self):
         object.__setattr__(self, "method", get_learner_class(self.method).name)  # validates, "VPT" → "vpt"
@@ -61,6 +65,8 @@ class ExperimentSpec:
             raise ValueError(f"shots must be an integer ≥ 1, or None for all images; got {self.shots!r} "
                              "(zero-shot CLIP is the method 'zeroshot', not 0 shots)")
         check_recipe(self.epochs, self.batch_size, self.lr, self.accumulate)  # None = the preset
+        if self.preset is not None:
+            get_learner_class(self.method).named_preset(self.preset)  # an unknown name lists the method's presets
         if self.test_per_class is not None and self.test_per_class < 1:
             raise ValueError(f"test_per_class must be ≥ 1 or None (all test images), got {self.test_per_class}")
         if self.root is not None:
@@ -154,6 +160,19 @@ def learner_options(spec: ExperimentSpec, dataset: ImageDataset) -> dict:
     return {**hand_template_options(spec.method, dataset), **spec.options}
 
 
+def preset_options(spec: ExperimentSpec, clip: FrozenCLIP) -> dict:
+    """The learner options of the spec's named preset on `clip` (depths scaled to the model); {} without one."""
+    return get_learner_class(spec.method).preset_options(spec.preset, clip) if spec.preset else {}
+
+
+def fit_settings(spec: ExperimentSpec) -> dict:
+    """{"epochs", "lr", "batch_size"} for `fit`: the spec's own values, else its named preset's, else None
+    (= the method's official preset, `learner.preset`)."""
+    train = get_learner_class(spec.method).named_preset(spec.preset).train if spec.preset else None
+    return {key: getattr(spec, key) if getattr(spec, key) is not None else getattr(train, key, None)
+            for key in ("epochs", "lr", "batch_size")}
+
+
 def load_train(spec: ExperimentSpec) -> ImageDataset:
     """The training selection of a spec (shots of its classes, drawn with its seed)."""
     return load_dataset(spec.dataset, split="train", root=spec.root, shots=spec.shots, seed=spec.seed,
@@ -188,11 +207,12 @@ def train_learner(spec: ExperimentSpec, clip: FrozenCLIP, *, device: str | None 
     """
     seed_everything(spec.seed)
     train = train if train is not None else load_train(spec)
-    learner = create_learner(spec.method, clip, train.classnames, seed=spec.seed, **learner_options(spec, train))
+    options = {**preset_options(spec, clip), **learner_options(spec, train)}  # explicit options win
+    learner = create_learner(spec.method, clip, train.classnames, seed=spec.seed, **options)
     if not learner.num_trainable():
         return learner, None, train, 0.0
     t0 = time.perf_counter()
-    history = fit(learner, train, epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, seed=spec.seed,
+    history = fit(learner, train, **fit_settings(spec), seed=spec.seed,
                   accumulate=spec.accumulate, device=device, precision=spec.precision, progress=progress,
                   on_step=on_step, on_epoch_end=on_epoch_end, checkpoint_dir=checkpoint_dir)
     return learner, history, train, time.perf_counter() - t0
@@ -202,8 +222,9 @@ def scorer_for(learner: PromptLearner, dataset: ImageDataset, spec: ExperimentSp
     """The learner to score on `dataset`: a hand-template learner takes that dataset's template
     (unless the spec gave templates), keeping its own config and trained state; any other learner is itself."""
     template = hand_template_options(learner.name, dataset)
-    if not template or set(template) & set(spec.options):
-        return learner
+    own = learner.config.to_dict()
+    if not template or set(template) & set(spec.options) or all(own[k] == v for k, v in template.items()):
+        return learner  # no hand template, templates given explicitly, or already the dataset's own
     scorer = create_learner(learner.name, learner.clip, learner.classnames, seed=0,
                             **{**learner.config.to_dict(), **template})
     scorer.load_learner_state_dict(learner.learner_state_dict())  # the trained prompts, not a fresh init
@@ -227,9 +248,10 @@ def score(learner: PromptLearner, tests: dict[str, ImageDataset], spec: Experime
 def recipe_notes(spec: ExperimentSpec, learner: PromptLearner, train: ImageDataset) -> list[str]:
     """What a user should know about how the run was set up (printed by the CLI, kept in results)."""
     notes = []
-    epochs = spec.epochs if spec.epochs is not None else learner.preset.epochs
-    if learner.num_trainable() and epochs == 1 and spec.lr is not None:
-        notes.append(f"with epochs=1 the only epoch is the warm-up at lr 1e-5: lr={spec.lr} is never used "
+    recipe = fit_settings(spec)
+    epochs = recipe["epochs"] if recipe["epochs"] is not None else learner.preset.epochs
+    if learner.num_trainable() and epochs == 1 and recipe["lr"] is not None:
+        notes.append(f"with epochs=1 the only epoch is the warm-up at lr 1e-5: lr={recipe['lr']} is never used "
                      "(use epochs ≥ 2)")
     used = train.info.get("shots_used")
     if spec.shots is not None and used is not None and used < spec.shots:
@@ -270,5 +292,6 @@ def run_experiment(spec: ExperimentSpec, clip: FrozenCLIP, *, device: str | None
     return ExperimentResult(spec, learner, history, metrics, train, tests, evals, round(seconds, 2), notes, label)
 
 
-__all__ = ["ExperimentResult", "ExperimentSpec", "hand_template_options", "knob_options", "learner_options", "load_train",
-           "recipe_notes", "run_experiment", "score", "scorer_for", "test_sets", "train_learner"]
+__all__ = ["ExperimentResult", "ExperimentSpec", "fit_settings", "hand_template_options", "knob_options",
+           "learner_options", "load_train", "preset_options", "recipe_notes", "run_experiment", "score", "scorer_for",
+           "test_sets", "train_learner"]

@@ -5,7 +5,8 @@ import pytest
 
 pytest.importorskip("anywidget", reason="plotly's FigureWidget needs anywidget (pip install anywidget)")
 
-from mmprompt_lab.widgets import LiveTuner, notebook_settings  # noqa: E402
+from mmprompt_lab.settings import notebook_settings  # noqa: E402
+from mmprompt_lab.widgets import LiveTuner  # noqa: E402
 
 
 @pytest.fixture
