@@ -3,6 +3,7 @@
     mmprompt-lab run base2new --methods zeroshot coop maple --epochs 2      # ToyCLIP on ToyWorld
     mmprompt-lab run base2new --method maple --model ViT-B-16 --pretrained openai --root ~/data
     mmprompt-lab run few-shot --method coop --shots 1 2 4 8 16 --datasets toyworld/patterns
+    mmprompt-lab run domain-generalisation --methods zeroshot maple --preset transfer   # MaPLe's DG recipe
     mmprompt-lab table runs/protocols
     mmprompt-lab predict --checkpoint runs/protocols/checkpoints/<run> photo.jpg photos/ --topk 3
 
@@ -41,6 +42,9 @@ def add_parsers(subparsers) -> None:
     r.add_argument("--batch-size", type=int, default=None)
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="learner option for every method, "
                    "e.g. --set n_ctx=4")
+    r.add_argument("--preset", default=None, metavar="NAME", help="a named recipe of the method(s) instead of the "
+                   "official default, e.g. maple's 'transfer' for cross-dataset / domain generalisation (zeroshot, "
+                   "which trains nothing, ignores it)")
     r.add_argument("--test-per-class", type=int, default=None, help="quick runs: only the first N test images "
                    "of each class (default: all, as the protocol says)")
     r.add_argument("--model", default="toyclip", help="'toyclip' (default) or an open_clip name, e.g. ViT-B-16")
@@ -83,6 +87,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.method and args.methods:
         raise ValueError("give --method or --methods, not both")
     methods = [args.method] if args.method else (args.methods or ["zeroshot", "coop", "maple"])
+    presets = {method: method_preset(method, args.preset) for method in methods}  # checked before any work
     common = dict(seeds=args.seeds, root=args.root, out=args.out, epochs=args.epochs, lr=args.lr,
                   batch_size=args.batch_size, options=parse_options(args.set), device=args.device,
                   precision=args.precision, test_per_class=args.test_per_class, progress=args.progress)
@@ -106,13 +111,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     configure_threads(args.threads, args.model, args.device)
     clip = load_clip(args.model, pretrained=args.pretrained, device=args.device, download=args.download or None)
     for method in methods:
-        result = run_protocol(protocol, method, model=clip, **common)
+        result = run_protocol(protocol, method, model=clip, preset=presets[method], **common)
         print(f"{result['method']}: {len(result['results'])} results in {result['seconds']:.0f} s → {result['path']}")
     report = write_report(args.out, figure=not args.no_figure)  # everything in the folder
     protocol_files = sorted(Path(args.out).glob(f"{protocol}-*.json"))  # this protocol, all methods run so far
     print(markdown_report(load_results(protocol_files)))
     print("written:", ", ".join(report["files"]))
     return 0
+
+
+def method_preset(method: str, preset: str | None) -> str | None:
+    """`--preset` for one method: None for zero-shot CLIP (it trains nothing); a method without that preset is
+    an error naming the presets it has."""
+    from ..learners import get_learner_class
+
+    cls = get_learner_class(method)
+    if preset is None or cls.name == "zeroshot":
+        return None
+    cls.named_preset(preset)
+    return preset
 
 
 def cmd_table(args: argparse.Namespace) -> int:
@@ -144,14 +161,3 @@ def cmd_predict(args: argparse.Namespace) -> int:
         for rank, top in enumerate(pred["top"], start=1):
             print(f"  {rank}. {top['classname']:<30} {100 * top['probability']:6.2f} %")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Standalone entry point (`python -m mmprompt_lab.protocols.cli run base2new …`)."""
-    from ..cli import main as top_main
-
-    return top_main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
