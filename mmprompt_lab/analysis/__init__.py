@@ -1,6 +1,8 @@
 """Analysis for the notebooks (needs the `notebooks` extra: plotly, umap-learn): attention maps,
-embedding alignment and UMAP, intra-/inter-class variance, nearest words of learned context, and
-one-call experiments. Functions return numbers, tensors or plotly figures; they never print."""
+gradient-weighted relevancy and deletion tests, embedding alignment and UMAP, intra-/inter-class
+variance, nearest words of learned context, and one-call experiments. Functions return numbers,
+tensors or plotly figures; they never print. (`relevancy` here is the function; its module is
+`importlib.import_module("mmprompt_lab.analysis.relevancy")`.)"""
 from . import attention, embeddings, experiments, variance, vocab
 from .attention import (capture, cls_rollout, cross_modal_attention, cross_modal_figure, cross_modal_figure_of,
                         image_batch, overlay_figure, prompt_attention_figure, prompt_patch_maps, rollout_figure,
@@ -9,11 +11,16 @@ from .embeddings import (alignment_figure, class_cosine, features, modality_gap,
                          umap_2d, umap_figure)
 from .experiments import (compare, gains, history_figure, per_class_figure, results_figure, run_method, suite_figure,
                           table_figure, template_accuracy, template_figure)
+from .relevancy import (ImageRelevancy, TextRelevancy, cls_attention, compare_relevancy, deletion_curve,
+                        deletion_figure, explain, relevancy, relevancy_figure, text_relevancies, text_relevancy,
+                        text_relevancy_figure)
 from .variance import (class_variance, gain_vs_variance_figure, suite_variance, text_variance, tuned_variance,
                        variance_figure, variance_row, zero_shot_variance)
 from .vocab import learned_context, nearest_words, vocab_figure
 
-__all__ = ["cross_modal_figure_of", "gains", "per_class_figure", "prompt_attention_figure", "rollout_figure",
+__all__ = ["ImageRelevancy", "TextRelevancy", "cls_attention", "compare_relevancy", "deletion_curve", "deletion_figure",
+           "explain", "relevancy", "relevancy_figure", "text_relevancies", "text_relevancy", "text_relevancy_figure",
+           "cross_modal_figure_of", "gains", "per_class_figure", "prompt_attention_figure", "rollout_figure",
            "suite_figure", "suite_variance", "template_accuracy", "template_figure", "text_attention_figure_of",
            "tuned_variance", "zero_shot_variance",
            "alignment_figure", "attention", "capture", "class_cosine", "class_variance", "cls_rollout", "compare",
