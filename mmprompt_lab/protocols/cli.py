@@ -77,7 +77,7 @@ def add_parsers(subparsers) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a protocol for each method, then print the table of everything in the results folder."""
-    from .. import load_clip
+    from ..backbone import load_clip
     from ..config import parse_options
     from ..runs import check_writable
     from .aggregate import load_results, markdown_report, write_report
