@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--accumulate", type=int, default=1, help="gradient accumulation steps")
     t.add_argument("--seed", type=int, default=1)
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="learner option, e.g. --set n_ctx=4")
+    t.add_argument("--preset", default=None, metavar="NAME", help="a named recipe of the method instead of its "
+                   "official default, e.g. maple's 'transfer' (cross-dataset / domain generalisation: depth 3, "
+                   "2 epochs, lr 0.0026); --epochs/--lr/--batch-size/--set still override it")
     t.add_argument("--out", default=None, help="output folder (default: a fresh runs/<method>-<dataset>-seed<seed>, "
                    "numbered -2, -3, … when taken)")
     t.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
@@ -105,18 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--export", default=None, help="write the fp16 weights file here when done")
 
-    try:
-        from .data import cli as data_cli
+    from .data import cli as data_cli
+    from .protocols import cli as protocol_cli
 
-        data_cli.add_parser(sub)
-    except ImportError:  # pragma: no cover - the data CLI ships with the package
-        pass
-    try:
-        from .protocols import cli as protocol_cli
-
-        protocol_cli.add_parsers(sub)
-    except ImportError:
-        pass
+    data_cli.add_parser(sub)
+    protocol_cli.add_parsers(sub)
     return parser
 
 
@@ -133,7 +129,7 @@ def cmd_tune(args) -> int:
     spec = ExperimentSpec(args.method, args.dataset, shots=args.shots or None, seed=args.seed, base2new=args.base2new,
                           epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, accumulate=args.accumulate,
                           options=options, root=args.root, zeroshot_reference=not args.no_zeroshot,
-                          precision=args.precision)
+                          precision=args.precision, preset=args.preset)
     if args.out:
         run = RunFolder.open(args.out, overwrite=args.overwrite, resume=args.resume)
     else:

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from ..io import atomic_write
 from .model import CONFIG_PATH
 
 
@@ -27,18 +27,22 @@ def export_weights(ckpt: str | Path, dest: str | Path) -> Path:
         ckpt = ckpt / "checkpoint.safetensors"
     if not ckpt.is_file():
         raise FileNotFoundError(f"no pretraining checkpoint at {ckpt}; run mmprompt_lab.toyclip.pretrain first")
-    with safe_open(str(ckpt), "pt") as f:
-        meta = f.metadata()
-        state = {k[len("model."):]: f.get_tensor(k) for k in f.keys() if k.startswith("model.")}
+    try:
+        with safe_open(str(ckpt), "pt") as f:
+            meta = f.metadata() or {}
+            state = {k[len("model."):]: f.get_tensor(k) for k in f.keys() if k.startswith("model.")}
+    except Exception as err:  # safetensors raises its own error types
+        raise ValueError(f"pretraining checkpoint {ckpt} is corrupt ({type(err).__name__}: {err}); "
+                         "re-run the pretraining or restore the file") from None
+    if not state:
+        raise ValueError(f"{ckpt} holds no model.* tensors: it is not a ToyCLIP pretraining checkpoint")
     # fp16 halves the file; floats only (no integer buffers exist in ToyCLIP, but stay safe)
     state = {k: (v.to(torch.float16) if v.is_floating_point() else v).contiguous() for k, v in state.items()}
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     info = {"model_config": json.dumps(json.loads(CONFIG_PATH.read_text())), "recipe": meta.get("config", ""),
             "step": meta.get("step", ""), "format": "toyclip-weights/1"}
-    tmp = dest.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata=info)
-    os.replace(tmp, dest)
+    atomic_write(dest, lambda tmp: save_file(state, tmp, metadata=info))
     return dest
 
 

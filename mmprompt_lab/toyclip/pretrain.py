@@ -24,7 +24,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..config import build_config
+from ..io import atomic_write
 from ..toyworld.captions import caption
 from ..toyworld.factors import BACKGROUNDS, COLOUR_NAMES, PATTERNS
 from ..toyworld.render import render
@@ -169,9 +169,7 @@ def save_checkpoint(path: Path, params: dict[str, nn.Parameter], model, heads, o
             tensors[f"optim.{name}.{key}"] = torch.as_tensor(val).detach().contiguous()
     meta = {"step": str(step), "config": cfg.to_json(), "history": json.dumps(history),
             "format": "toyclip-pretrain-checkpoint/1"}
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
 def _load_checkpoint(path: Path, params, model, heads, opt) -> tuple[int, dict, list[dict]]:
