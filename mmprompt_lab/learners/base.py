@@ -36,10 +36,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -61,6 +62,20 @@ class TrainPreset:
     batch_size: int = 4
     epochs: int = 5
     eval_batch_size: int = 100
+
+
+@dataclass(frozen=True)
+class RecipePreset:
+    """A named recipe of a method besides its official default (STYLE rule 7: presets are data): learner
+    options plus the optimisation settings, selected by name (`ExperimentSpec(preset=…)`, `--preset NAME`).
+
+    Depth fields in `options` are official depths on a 12-block tower, scaled to the model like the
+    defaults (`scaled_depth`); options and recipe values given explicitly next to a preset win over it.
+    """
+
+    summary: str  # one line: what the recipe is for, and its source
+    train: TrainPreset  # lr, batch size, epochs of the recipe
+    options: dict[str, Any] = field(default_factory=dict)  # learner config overrides (depths on 12 blocks)
 
 
 @dataclass(frozen=True)
@@ -105,6 +120,26 @@ class PromptLearner(nn.Module):
 
     # config field → (official depth on a 12-block tower, which tower bounds it: "text" | "vision" | "both")
     depth_fields: ClassVar[dict[str, tuple[int, str]]] = {}
+    # named recipes besides the official default, e.g. MaPLe's "transfer" (cross-dataset / domain generalisation)
+    presets: ClassVar[dict[str, RecipePreset]] = {}
+
+    @classmethod
+    def named_preset(cls, name: str) -> RecipePreset:
+        """The recipe `name` of this method; an unknown name raises a ValueError listing the method's presets."""
+        if name in cls.presets:
+            return cls.presets[name]
+        close = difflib.get_close_matches(name, list(cls.presets), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        known = ", ".join(f"{k} ({p.summary})" for k, p in cls.presets.items()) or "none (only the official default)"
+        raise ValueError(f"{cls.name} has no preset {name!r}.{hint} Its presets: {known}")
+
+    @classmethod
+    def preset_options(cls, name: str, clip: FrozenCLIP) -> dict[str, Any]:
+        """The learner options of preset `name` on `clip`: its depths (given on 12 blocks) scaled to the model."""
+        options = dict(cls.named_preset(name).options)
+        for key in set(options) & set(cls.depth_fields):
+            options[key] = scaled_depth(cls, key, options[key], clip)
+        return options
 
     @classmethod
     def depth_limit(cls, field: str, clip: FrozenCLIP) -> int:
@@ -360,9 +395,19 @@ def resolve_depths(config: LearnerConfig, cls: type[PromptLearner], clip: Frozen
         limit = cls.depth_limit(name, clip)
         value = getattr(config, name)
         if value is None:
-            value = min(limit, max(1, round(official * blocks / 12)))
+            value = scaled_depth(cls, name, official, clip)
         fewer = "" if limit == blocks else f" (at most {limit} for {cls.name})"
         check(0 <= value <= limit, f"{cls.name}: {name}={value} exceeds the model's {blocks} "
               f"{'text/vision' if tower == 'both' else tower} blocks{fewer} ({clip.id})")
         updates[name] = value
     return dataclasses.replace(config, **updates) if updates else config
+
+
+def scaled_depth(cls: type[PromptLearner], name: str, official: int, clip: FrozenCLIP) -> int:
+    """An official depth on a 12-block tower scaled to `clip`'s blocks for depth field `name`, at least 1 and
+    at most `cls.depth_limit` (MaPLe's 9 → 3 and its transfer recipe's 3 → 1 on ToyCLIP's 4 blocks; 9 and 3
+    on ViT-B/16)."""
+    tower = cls.depth_fields[name][1]
+    blocks = {"text": clip.text_depth, "vision": clip.vision_depth,
+              "both": min(clip.text_depth, clip.vision_depth)}[tower]
+    return min(cls.depth_limit(name, clip), max(1, round(official * blocks / 12)))

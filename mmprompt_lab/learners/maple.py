@@ -8,6 +8,10 @@
 Vision prompts are functions of the text prompts (no free vision parameters); the deep projections
 F_1..F_{J-1} start as copies of one default-initialised Linear. Official base-to-novel: M = 2,
 J = 9, ctx_init "a photo of a", batch 4, lr 0.0035, 5 epochs. Trainable (ViT-B/16): 3,555,072.
+Preset "transfer", the official cross-dataset / domain-generalisation recipe
+(`vit_b16_c2_ep2_batch4_2ctx_cross_datasets`): J = 3 of 12 blocks (1 of ToyCLIP's 4), batch 4,
+lr 0.0026, 2 epochs — `create_learner(..., **MaPLe.preset_options("transfer", clip))` for the learner,
+`ExperimentSpec(..., preset="transfer")` or `--preset transfer` for the whole recipe.
 Official names: `prompt_learner.ctx`, `.proj`, `.compound_prompts_text.{k}`,
 `.compound_prompt_projections.{k}` → `ctx`, `proj`, `deep_text.{k}`, `deep_proj.{k}`.
 Deviation: none in fp32 (the official code's `.half()` casts and hard-coded 512/768 are not copied).
@@ -19,7 +23,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from .base import LearnerConfig, PromptLearner, TrainPreset, check
+from .base import LearnerConfig, PromptLearner, RecipePreset, TrainPreset, check
 from .prompts import deep_prompts, deep_text_layout, replace_slots, replace_vision
 from .registry import register_learner
 
@@ -29,7 +33,7 @@ class MaPLeConfig(LearnerConfig):
     n_ctx: int = 2  # M prompt tokens per layer and tower (official 2)
     ctx_init: str = "a photo of a"  # word init of P_0 when n_ctx ≤ 4 (official); "" = random
     depth: int | None = None  # J: prompts at blocks 0..J-1; None = official 9 of 12 blocks, scaled to the model
-    # (cross-dataset / domain generalisation: 3)
+    # (preset "transfer", cross-dataset / domain generalisation: 3)
 
     def __post_init__(self):
         check(self.n_ctx >= 1, f"n_ctx must be ≥ 1, got {self.n_ctx}")
@@ -44,6 +48,8 @@ class MaPLe(PromptLearner):
     name = "maple"
     config_class = MaPLeConfig
     preset = TrainPreset(lr=0.0035, batch_size=4, epochs=5)
+    presets = {"transfer": RecipePreset("cross-dataset / domain generalisation: depth 3 of 12, 2 epochs, lr 0.0026",
+                                        TrainPreset(lr=0.0026, batch_size=4, epochs=2), {"depth": 3})}
     depth_fields = {"depth": (9, "both")}
     has_vision_prompts = True
     couples_towers = True  # vision prompts are projections of the text prompts

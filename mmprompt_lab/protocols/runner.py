@@ -99,6 +99,8 @@ class Session:
         root: folder of the real datasets (None for ToyWorld).
         epochs, lr, batch_size: None = the method's preset (`learner.preset`).
         options: learner options (`create_learner` overrides), checked by the learner's config.
+        preset: a named recipe of the method (e.g. MaPLe's "transfer"); epochs, lr, batch_size and options
+            given here win over it. None = the official default.
         test_per_class: keep only the first K test images of each class (quick CPU runs; None = all,
             as the protocol prescribes).
         checkpoints: folder for trained learners (reused when the settings match), or None.
@@ -107,11 +109,12 @@ class Session:
     def __init__(self, method: str, clip: FrozenCLIP, *, root: str | Path | None = None, epochs: int | None = None,
                  lr: float | None = None, batch_size: int | None = None, options: dict | None = None,
                  device: str | None = None, precision: str = "auto", test_per_class: int | None = None,
-                 checkpoints: str | Path | None = None, progress: bool = False):
+                 checkpoints: str | Path | None = None, progress: bool = False, preset: str | None = None):
         # the spec every run of this session shares (validated once, here)
         self.spec = ExperimentSpec(method, root=str(root) if root else None, epochs=epochs, lr=lr,
                                    batch_size=batch_size, options=dict(options or {}), precision=precision,
-                                   test_per_class=test_per_class, zeroshot_reference=False)
+                                   test_per_class=test_per_class, zeroshot_reference=False, preset=preset)
+        self.preset = preset
         self.method, self.clip, self.root, self.options = self.spec.method, clip, self.spec.root, self.spec.options
         self.epochs, self.lr, self.batch_size = epochs, lr, batch_size
         self.device, self.precision, self.progress = device, precision, progress
@@ -127,7 +130,8 @@ class Session:
     def config(self) -> dict:
         """The settings that define what is trained (recorded in results and checkpoint cards)."""
         return {"method": self.method, "backbone": self.clip.id, "epochs": self.epochs, "lr": self.lr,
-                "batch_size": self.batch_size, "options": self.options, "precision": self.precision}
+                "batch_size": self.batch_size, "options": self.options, "precision": self.precision,
+                **({"preset": self.preset} if self.preset else {})}  # absent without one: older results still match
 
     def dataset(self, name: str, split: str, *, shots: int | None = None, seed: int = 1,
                 subsample: str = "all") -> ImageDataset:
@@ -225,7 +229,7 @@ def merge_records(path: Path, result: dict) -> list[dict]:
         {k: v for k, v in _jsonable(result["config"]).items() if k in RECIPE_KEYS}
     if not same:
         raise ValueError(f"{path} holds results made with other settings (backbone, epochs, lr, batch size, "
-                         "options, precision or test cap differ); use another --out folder to keep both")
+                         "options, preset, precision or test cap differ); use another --out folder to keep both")
     def key(record):
         return tuple(record.get(k) for k in RECORD_KEY)
 
@@ -233,7 +237,7 @@ def merge_records(path: Path, result: dict) -> list[dict]:
     return [r for r in old.get("results", []) if key(r) not in new] + result["results"]
 
 
-RECIPE_KEYS = ("backbone", "epochs", "lr", "batch_size", "options", "precision", "root", "test_per_class")
+RECIPE_KEYS = ("backbone", "epochs", "lr", "batch_size", "options", "precision", "root", "test_per_class", "preset")
 
 
 def _train_record(session: Session, dataset: str, shots: int, seed: int, subsample: str, learner) -> dict:
@@ -254,7 +258,7 @@ def few_shot(method: str, datasets: Sequence[str] | None = None, shots: Sequence
         model, pretrained: `load_clip` arguments, or a FrozenCLIP as `model`.
         root: folder of the real datasets.
         out: folder for the results JSON and checkpoints (None = write nothing).
-        **kwargs: `Session` options: epochs, lr, batch_size, options, device, precision,
+        **kwargs: `Session` options: epochs, lr, batch_size, options, preset, device, precision,
             test_per_class, progress, save_checkpoints.
     Returns:
         The results dict (also written to `out/few_shot-<method>.json`); records hold
@@ -369,7 +373,7 @@ def domain_generalisation(method: str, source: str | None = None, targets: Seque
         The results dict (written to `out/domain_generalisation-<method>.json`).
 
     Example:
-        >>> res = domain_generalisation("maple", seeds=(1,), epochs=1)
+        >>> res = domain_generalisation("maple", seeds=(1,), preset="transfer")   # MaPLe's DG recipe
     """
     return _transfer("domain_generalisation", method, source, targets, seeds, shots, model, pretrained, root,
                      out, kwargs)
