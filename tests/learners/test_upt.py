@@ -118,3 +118,24 @@ def test_matches_released_code_logits_and_gradients(tiny_clip, images):
     params, labels = learner.trainable_parameters(), torch.tensor([0, 1, 2])
     ours, ref = learner(images), reference_released_forward(learner, images)
     assert_logits_and_grads_match(ours, ref, params, labels)
+
+
+def test_bottleneck_is_the_released_ratio_of_the_text_width(tiny_clip):
+    from mmprompt_lab.learners.upt import bottleneck_width
+
+    assert bottleneck_width(512) == 128  # ViT-B/16: the released PROJECT_DIM (count pinned in test_parameter_counts)
+    learner = make(tiny_clip)  # text width 64 → d = 16, recorded in the config (checkpoints say which d ran)
+    assert learner.config.bottleneck == 16 == learner.mixer.ln_1.normalized_shape[0]
+    assert learner.text_pre.out_features == 16 and learner.vision_post.in_features == 16
+    assert make(tiny_clip, bottleneck=32).mixer.ln_1.normalized_shape[0] == 32  # explicit d wins
+
+
+def test_toyclip_count_narrows_instead_of_widening():
+    from mmprompt_lab.backbone import load_clip
+
+    clip = load_clip("toyclip", device="cpu")
+    upt = create_learner("upt", clip, ["cat", "dog", "sea lion"])
+    # ctx 4·64 + vision 4·4·96 + pre/post linears (64↔16, 96↔16) + mixer (d = 16, MLP 64): 10,384,
+    # fewer than MaPLe's 19,104 (a fixed d = 128 gave 241,440)
+    assert upt.num_trainable() == 10_384
+    assert upt.num_trainable() < create_learner("maple", clip, ["cat", "dog", "sea lion"]).num_trainable()
