@@ -34,6 +34,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
+import torch
 from open_clip.transformer import QuickGELU
 from torch import Tensor, nn
 
@@ -66,6 +67,8 @@ class CMPA(nn.Module):
 
     Set `record` to a dict to collect the attention weights of each call (G, heads, M, M) under
     "vision" / "text" (mmprompt_lab.analysis.attention.recording); None (default) records nothing.
+    Both are recorded with or without text write-back: the released code computes the text update and
+    drops it, so with `text=False` its attention is computed for the record only (no gradient, no output).
     """
 
     record: dict | None = None
@@ -83,6 +86,9 @@ class CMPA(nn.Module):
         v2 = v + self._attend(self.attn_v, q, kv, "vision")  # (G, M, Dv)
         v2 = v2 + self.mlp_v(self.ln2_v(v2))  # (G, M, Dv)
         if not text:
+            if self.record is not None:  # what the released code computes and drops: recorded, not returned
+                with torch.no_grad():
+                    self._attend(self.attn_t, self.ln1_t(self.proj_v2t(v)), self.ln1_t(t), "text")
             return v2, None
         q, kv = self.ln1_t(self.proj_v2t(v)), self.ln1_t(t)  # (G, M, Dt)
         t2 = t + self._attend(self.attn_t, q, kv, "text")  # (G, M, Dt)

@@ -136,3 +136,17 @@ def test_per_layer_cmpa_and_official_import(tiny_clip, images):
 def test_depth_bound(tiny_clip):
     with pytest.raises(ValueError, match="at most 2 for dcp"):
         make(tiny_clip, depth=3)
+
+
+@pytest.mark.parametrize("writeback", [True, False])
+def test_text_attention_is_recorded_in_both_variants(tiny_clip, images, writeback):
+    from mmprompt_lab.analysis.attention import cross_modal_attention
+
+    learner = make(tiny_clip, n_ctx=4, depth=2, text_writeback=writeback).eval()
+    with torch.no_grad():
+        before = learner(images)
+    weights = cross_modal_attention(learner, images)  # the released code computes the text update and drops it
+    assert set(weights) == {"vision", "text"} and len(weights["text"]) == len(weights["vision"]) == 2
+    assert all(torch.allclose(w.sum(-1), torch.ones(4), atol=1e-5) for w in weights["text"])
+    with torch.no_grad():
+        torch.testing.assert_close(learner(images), before, rtol=0, atol=0)  # recording changes no output
