@@ -196,19 +196,26 @@ def short_name(dataset: str) -> str:
     return dataset.split("/")[-1]
 
 
+def build_learner(spec: ExperimentSpec, clip: FrozenCLIP, train: ImageDataset) -> PromptLearner:
+    """The untrained learner of `spec` for `train`'s classes: its seed, preset options, the dataset's template
+    and the spec's options (explicit options win)."""
+    options = {**preset_options(spec, clip), **learner_options(spec, train)}
+    return create_learner(spec.method, clip, train.classnames, seed=spec.seed, **options)
+
+
 def train_learner(spec: ExperimentSpec, clip: FrozenCLIP, *, device: str | None = None, progress: bool = False,
                   on_step: Callable | None = None, on_epoch_end: Callable | None = None,
-                  checkpoint_dir: str | Path | None = None,
-                  train: ImageDataset | None = None) -> tuple[PromptLearner, History | None, ImageDataset, float]:
+                  checkpoint_dir: str | Path | None = None, train: ImageDataset | None = None,
+                  learner: PromptLearner | None = None) -> tuple[PromptLearner, History | None, ImageDataset, float]:
     """Seed, build and fit the learner of `spec` → (learner, history or None, training set, seconds).
 
     Learners without trainable parameters (zero-shot) are built and returned untrained.
-    `checkpoint_dir` makes training resumable from its last finished epoch (see `fit`).
+    `checkpoint_dir` makes training resumable from its last finished epoch (see `fit`). `learner`: one
+    already made by `build_learner(spec, clip, train)` (to watch it from callbacks); None builds it here.
     """
     seed_everything(spec.seed)
     train = train if train is not None else load_train(spec)
-    options = {**preset_options(spec, clip), **learner_options(spec, train)}  # explicit options win
-    learner = create_learner(spec.method, clip, train.classnames, seed=spec.seed, **options)
+    learner = learner if learner is not None else build_learner(spec, clip, train)
     if not learner.num_trainable():
         return learner, None, train, 0.0
     t0 = time.perf_counter()
@@ -245,6 +252,17 @@ def score(learner: PromptLearner, tests: dict[str, ImageDataset], spec: Experime
     return metrics, evals
 
 
+def zero_shot_metrics(spec: ExperimentSpec, clip: FrozenCLIP, tests: dict[str, ImageDataset] | None = None, *,
+                      device: str | None = None) -> dict:
+    """Zero-shot CLIP's metrics on the test sets of `spec` (each with its own template), keyed
+    "zeroshot_<metric>" like `ExperimentResult.metrics`: the reference every tuned run is read against."""
+    tests = tests if tests is not None else test_sets(spec)
+    classnames = next(iter(tests.values())).classnames  # the trained classes (base under base-to-novel)
+    zeroshot = create_learner("zeroshot", clip, classnames)  # templates: scorer_for picks each set's
+    metrics, _ = score(zeroshot, tests, spec.replace(method="zeroshot", options={}, preset=None), device=device)
+    return {f"zeroshot_{k}": v for k, v in metrics.items()}
+
+
 def recipe_notes(spec: ExperimentSpec, learner: PromptLearner, train: ImageDataset) -> list[str]:
     """What a user should know about how the run was set up (printed by the CLI, kept in results)."""
     notes = []
@@ -262,7 +280,8 @@ def recipe_notes(spec: ExperimentSpec, learner: PromptLearner, train: ImageDatas
 
 def run_experiment(spec: ExperimentSpec, clip: FrozenCLIP, *, device: str | None = None, progress: bool = False,
                    on_step: Callable | None = None, on_epoch_end: Callable | None = None,
-                   checkpoint_dir: str | Path | None = None, label: str = "") -> ExperimentResult:
+                   checkpoint_dir: str | Path | None = None, label: str = "",
+                   learner: PromptLearner | None = None) -> ExperimentResult:
     """Seed, build, fit and score the experiment `spec` on `clip`.
 
     Args:
@@ -271,6 +290,7 @@ def run_experiment(spec: ExperimentSpec, clip: FrozenCLIP, *, device: str | None
         on_step, on_epoch_end: `fit` callbacks (live plots, a stop button).
         checkpoint_dir: resumable training state (the CLI's `--resume`).
         label: the run's name in tables and figures (default: the method).
+        learner: the spec's learner from `build_learner` (to watch it while it trains); None = built here.
     Returns:
         An `ExperimentResult`; `metrics` as described there.
 
@@ -279,19 +299,17 @@ def run_experiment(spec: ExperimentSpec, clip: FrozenCLIP, *, device: str | None
         >>> r.metrics["accuracy"], r.metrics["zeroshot_accuracy"]
     """
     learner, history, train, seconds = train_learner(spec, clip, device=device, progress=progress, on_step=on_step,
-                                                     on_epoch_end=on_epoch_end, checkpoint_dir=checkpoint_dir)
+                                                     on_epoch_end=on_epoch_end, checkpoint_dir=checkpoint_dir,
+                                                     learner=learner)
     tests = test_sets(spec)
     metrics, evals = score(learner, tests, spec, device=device)
     if spec.zeroshot_reference and learner.name != "zeroshot":
-        zeroshot = create_learner("zeroshot", clip, train.classnames)  # templates: scorer_for picks each set's
-        zs_spec = spec.replace(method="zeroshot", options={})
-        zs_metrics, _ = score(zeroshot, tests, zs_spec, device=device)
-        metrics |= {f"zeroshot_{k}": v for k, v in zs_metrics.items()}
+        metrics |= zero_shot_metrics(spec, clip, tests, device=device)
     for note in (notes := recipe_notes(spec, learner, train)):
         log.warning(note)
     return ExperimentResult(spec, learner, history, metrics, train, tests, evals, round(seconds, 2), notes, label)
 
 
-__all__ = ["ExperimentResult", "ExperimentSpec", "fit_settings", "hand_template_options", "knob_options",
-           "learner_options", "load_train", "preset_options", "recipe_notes", "run_experiment", "score", "scorer_for",
-           "test_sets", "train_learner"]
+__all__ = ["ExperimentResult", "ExperimentSpec", "build_learner", "fit_settings", "hand_template_options",
+           "knob_options", "learner_options", "load_train", "preset_options", "recipe_notes", "run_experiment", "score",
+           "scorer_for", "test_sets", "train_learner", "zero_shot_metrics"]

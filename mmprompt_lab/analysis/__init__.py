@@ -8,10 +8,11 @@ from . import attention, embeddings, experiments, regularisation, variance, voca
 from .attention import (capture, cls_rollout, cross_modal_attention, cross_modal_figure, cross_modal_figure_of,
                         image_batch, overlay_figure, prompt_attention_figure, prompt_patch_maps, rollout_figure,
                         text_attention, text_attention_figure, text_attention_figure_of)
-from .embeddings import (alignment_figure, class_cosine, features, modality_gap, nearest_class_accuracy, summary,
-                         umap_2d, umap_figure)
-from .experiments import (compare, gains, history_figure, per_class_figure, results_figure, run_method, suite_figure,
-                          table_figure, template_accuracy, template_figure)
+from .embeddings import (alignment_figure, centred, class_cosine, features, modality_gap, nearest_class_accuracy,
+                         summary, umap_2d, umap_figure)
+from .experiments import (accuracy_figure, compare, few_shot_curve, few_shot_figure, gains, gradient_figure,
+                          history_figure, learner_accuracy, per_class_figure, results_figure, run_method, suite_figure,
+                          table_figure, template_accuracy, template_figure, verdict, zero_shot_reference)
 from .regularisation import (DriftTracker, TrackedRun, drift_figure, hand_crafted_features, seed_runs, spread,
                              spread_figure, spread_table, sweep, sweep_figure, text_distance, tracked_run)
 from .relevancy import (ImageRelevancy, TextRelevancy, cls_attention, compare_relevancy, deletion_curve,
@@ -33,4 +34,6 @@ __all__ = ["DriftTracker", "TrackedRun", "drift_figure", "hand_crafted_features"
            "gain_vs_variance_figure", "history_figure", "image_batch", "learned_context", "modality_gap",
            "nearest_class_accuracy", "nearest_words", "overlay_figure", "prompt_patch_maps", "results_figure",
            "run_method", "summary", "table_figure", "text_attention", "text_attention_figure", "text_variance",
-           "umap_2d", "umap_figure", "variance", "variance_figure", "variance_row", "vocab", "vocab_figure"]
+           "umap_2d", "umap_figure", "variance", "variance_figure", "variance_row", "vocab", "vocab_figure",
+           "accuracy_figure", "centred", "few_shot_curve", "few_shot_figure", "gradient_figure", "learner_accuracy",
+           "verdict", "zero_shot_reference"]

@@ -3,7 +3,9 @@
 - `features(learner, dataset)`: L2-normalised image features (N, E), class text features (C, E).
 - `modality_gap`, `class_cosine`, `nearest_class_accuracy`: alignment numbers.
 - `umap_2d`: one seeded UMAP fit of any number of feature sets, so they share one 2-D space.
-- `umap_figure`: image and text points of several stages (e.g. zero-shot and tuned), side by side.
+- `umap_figure`: image and text points of several stages (e.g. zero-shot and tuned), side by side; each
+  modality centred on its own mean first (`centred`), so the modality gap does not push all text points
+  into one corner and each star lands among the images it is closest to.
 - `alignment_figure`: per-class image–text cosine of several stages, with gap and accuracy.
 """
 from __future__ import annotations
@@ -106,12 +108,26 @@ def umap_2d(arrays: list[np.ndarray | Tensor], seed: int = 0, n_neighbors: int =
     return out
 
 
-def umap_figure(stages: list[Features], seed: int = 0, n_neighbors: int = 15) -> go.Figure:
+def centred(f: Features) -> Features:
+    """The features with each modality centred on its own mean and renormalised: the modality gap removed,
+    the directions that tell classes apart kept (cosines between an image and the class texts are all
+    shifted alike by the gap; what ranks them is what remains)."""
+    def centre(x: Tensor) -> Tensor:
+        return F.normalize(x - x.mean(0), dim=-1)
+
+    return Features(centre(f.image), centre(f.text), f.labels, f.classnames, f.name)
+
+
+def umap_figure(stages: list[Features], seed: int = 0, n_neighbors: int = 15, centre: bool = True) -> go.Figure:
     """Image (dots) and text (stars) features of every stage in one shared UMAP space, one panel each.
 
-    Colours are classes; hover names the class and modality. One fit covers all stages.
+    Colours are classes; hover names the class and modality. One fit covers all stages. With `centre`
+    (default) each stage's image and text features are first centred on their own modality's mean
+    (`centred`): without it the modality gap dominates the cosine distances, and every text point
+    lands in one corner, far from all images. The gap itself is in each panel's title.
     """
-    arrays = [a for f in stages for a in (f.image, f.text)]
+    shown = [centred(f) if centre else f for f in stages]
+    arrays = [a for f in shown for a in (f.image, f.text)]
     emb = umap_2d(arrays, seed=seed, n_neighbors=n_neighbors)
     titles = [f"{f.name}: gap {modality_gap(f):.2f}, acc {nearest_class_accuracy(f):.0f} %" for f in stages]
     fig = make_subplots(rows=1, cols=len(stages), subplot_titles=titles, horizontal_spacing=0.04)
@@ -128,7 +144,8 @@ def umap_figure(stages: list[Features], seed: int = 0, n_neighbors: int = 15) ->
                             legendgroup=name, showlegend=False,
                             marker=dict(size=16, color=colour, symbol="star", line=dict(width=1, color="black")),
                             hovertemplate=f"text · {name}<extra></extra>", row=1, col=s + 1)
-    fig.update_layout(title="UMAP of image (dots) and text (stars) features", height=460,
+    how = " (each modality centred: gap removed for the layout)" if centre else ""
+    fig.update_layout(title=f"UMAP of image (dots) and text (stars) features{how}", height=460,
                       width=max(520, 460 * len(stages)), margin=dict(t=80, b=20, l=20, r=20))
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)

@@ -56,3 +56,26 @@ def test_features_of_a_learner(tiny_clip):
     assert dcp.text.shape == (9, tiny_clip.embed_dim)
     fig = E.alignment_figure([f, dcp])
     assert len(fig.data) == 2
+
+
+def test_centred_umap_puts_each_text_among_its_images():
+    # a big modality gap: every text point is the class centre plus one shared offset, far from all images
+    g = torch.Generator().manual_seed(0)
+    centres = torch.nn.functional.normalize(torch.randn(4, 16, generator=g), dim=-1)
+    offset = torch.zeros(16)
+    offset[0] = 3.0
+    labels = torch.arange(4).repeat(15)
+    image = torch.nn.functional.normalize(centres[labels] + 0.15 * torch.randn(60, 16, generator=g), dim=-1)
+    f = E.Features(image, torch.nn.functional.normalize(centres + offset, dim=-1), labels, list("abcd"), "gap")
+    assert E.modality_gap(E.centred(f)) < 0.2 < E.modality_gap(f)
+
+    def own_class_neighbours(fig):  # share of each star's 5 nearest dots (2-D) that belong to its class
+        dots = [(t.x, t.y, t.legendgroup) for t in fig.data if t.hovertemplate.startswith("image")]
+        stars = [(t.x[0], t.y[0], t.legendgroup) for t in fig.data if t.hovertemplate.startswith("text")]
+        xy = np.concatenate([np.stack([x, y], 1) for x, y, _ in dots])
+        names = np.concatenate([[n] * len(x) for x, _, n in dots])
+        near = [names[np.argsort(np.linalg.norm(xy - [x, y], axis=1))[:5]] == n for x, y, n in stars]
+        return float(np.mean(near))
+
+    assert own_class_neighbours(E.umap_figure([f], seed=0, n_neighbors=10)) >= 0.75
+    assert "centred" in E.umap_figure([f], seed=0, n_neighbors=10).layout.title.text

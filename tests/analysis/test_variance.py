@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from mmprompt_lab.analysis.variance import class_variance, text_variance, variance_figure, variance_row
+from mmprompt_lab.analysis.variance import (class_variance, gain_vs_variance_figure, text_variance, variance_figure,
+                                            variance_row)
 
 
 def test_known_intra_inter():
@@ -45,3 +46,11 @@ def test_figure_from_rows():
     rows = [variance_row("a", x, y, torch.randn(3, 8)), variance_row("b", x * 2, y, torch.randn(3, 8))]
     fig = variance_figure(rows)
     assert len(fig.data) == 4 and list(fig.data[0].x) == ["a", "b"]
+
+
+def test_gain_vs_variance_matches_short_and_long_suite_names():
+    x, y = torch.randn(30, 8), torch.arange(3).repeat(10)
+    rows = [variance_row("polygons", x, y), variance_row("clutter", x * 2, y)]  # rows name suites by short name
+    gains = {"coop": {"toyworld/polygons": -3.0, "toyworld/clutter": 2.0}, "vpt": {"polygons": 1.0}}
+    fig = gain_vs_variance_figure(rows, gains)
+    assert [len(t.x) for t in fig.data] == [2, 1] and list(fig.data[0].y) == [-3.0, 2.0]
