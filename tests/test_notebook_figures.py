@@ -1,8 +1,8 @@
 """Every lesson runs top to bottom at CI size (`MMPROMPT_CI=1`) and every figure it shows carries data.
 
-One execution per notebook (nbclient, a fresh kernel each, cells in order, the first failing cell named) does
-both jobs: the run itself (what `pytest --nbval-lax` checked before; the notebooks are stored without outputs)
-and the checks on what the run displayed:
+One execution per notebook does both jobs: `pytest --nbval-lax` runs it top to bottom in a fresh kernel
+(outputs are not compared: the notebooks are stored without outputs), with this module loaded as a pytest
+plugin that checks what each cell displayed:
 - every plotly figure has at least one trace, and no trace has an empty `x`, `y`, `z`, `values` or table cells
   (an empty figure is how a key mismatch hides: notebook 04's gain-vs-variance plot was once blank);
 - no progress bar reached an output (tqdm widgets reopen as "Error displaying widget").
@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 PLOTLY = "application/vnd.plotly.v1+json"
-WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 DATA_KEYS = ("x", "y", "z", "values")
 
 pytestmark = pytest.mark.skipif(os.environ.get("MMPROMPT_SKIP_NOTEBOOKS", "") not in ("", "0"),
@@ -68,33 +69,34 @@ def output_problems(cell_index: int, output: dict) -> list[str]:
     return problems
 
 
-def widget_problems(nb) -> list[str]:
-    """Progress-bar widgets (tqdm.auto's FloatProgress) in the saved widget state."""
-    state = (nb.metadata.get("widgets", {}).get(WIDGET_STATE) or {}).get("state", {})
-    return [f"a tqdm progress widget ({model_id}) was displayed" for model_id, model in state.items()
-            if model.get("model_name") == "FloatProgressModel"]
+# ----------------------------------------------------------------------------- nbval plugin
+# Loaded into the `pytest --nbval-lax` subprocess below with `-p test_notebook_figures`: nbval runs
+# each cell and keeps what it displayed in `item.test_outputs`; a cell whose outputs hold an empty
+# figure or a progress bar fails there, naming the cell.
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    outputs = getattr(item, "test_outputs", None)
+    if call.when != "call" or not report.passed or not outputs:
+        return
+    problems = [p for output in outputs for p in output_problems(getattr(item, "cell_num", "?"), output)]
+    if problems:
+        report.outcome = "failed"
+        report.longrepr = "\n".join(problems)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_and_its_figures_have_data(notebook, monkeypatch):
-    nbformat = pytest.importorskip("nbformat", reason="notebook tests need nbformat/nbclient (the dev extra)")
-    nbclient = pytest.importorskip("nbclient", reason="notebook tests need nbclient (the dev extra)")
-    for key, value in {"MMPROMPT_CI": "1", "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}.items():
-        monkeypatch.setenv(key, value)  # the kernel inherits them
-    nb = nbformat.read(notebook, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", store_widget_state=True,
-                                     resources={"metadata": {"path": str(notebook.parent)}})
-    try:
-        client.execute()
-    except nbclient.exceptions.CellExecutionError as err:
-        pytest.fail(f"{notebook.name} failed:\n{str(err)[-4000:]}", pytrace=False)
-    problems = [p for i, cell in enumerate(nb.cells) if cell.cell_type == "code"
-                for output in cell.get("outputs", []) for p in output_problems(i, output)]
-    problems += widget_problems(nb)
-    figures = sum(PLOTLY in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
-    assert not problems, f"{notebook.name}:\n" + "\n".join(problems)
-    assert figures or "widgets" in nb.metadata, f"{notebook.name} showed no figure at all"
+def test_notebook_runs_under_nbval_and_its_figures_have_data(notebook, tmp_path):
+    pytest.importorskip("nbval", reason="notebook tests need nbval (pip install -e '.[dev]')")
+    here = Path(__file__).resolve().parent
+    env = {**os.environ, "MMPROMPT_CI": "1", "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore",
+           "PYTHONPATH": os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "pytest", "--nbval-lax", str(notebook), "-q", "-p", "no:cacheprovider",
+           "-p", "test_notebook_figures", "--nbval-cell-timeout=600", "-o", "addopts=", "--rootdir", str(tmp_path)]
+    done = subprocess.run(cmd, cwd=notebook.parent, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"{notebook.name} failed under nbval:\n{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
 
 
 def test_checks_catch_empty_figures():
@@ -105,11 +107,6 @@ def test_checks_catch_empty_figures():
     assert figure_problems({"data": [{"type": "table", "cells": {"values": []}}]})
     assert output_problems(3, {"output_type": "stream", "text": "coop epoch 1/5: 100%|███| 3/3 [00:01<00:00, 2.1it/s]"})
 
-    class NB:
-        metadata = {"widgets": {WIDGET_STATE: {"state": {
-            "a": {"model_name": "FloatProgressModel", "state": {}}, "b": {"model_name": "HTMLModel", "state": {}}}}}}
-
-    assert len(widget_problems(NB())) == 1
 
 
 def test_every_lesson_is_covered():

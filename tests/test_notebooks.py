@@ -1,7 +1,7 @@
-"""The lessons exist. Running them is `tests/test_notebook_figures.py`: one execution per notebook at CI size
-(`MMPROMPT_CI=1`, a fresh kernel each, the failing cell named) that both runs it top to bottom — what a
-`pytest --nbval-lax` subprocess per notebook did here before — and checks that every figure it shows has data,
-so each notebook is executed once per test session. Set MMPROMPT_SKIP_NOTEBOOKS=1 to skip the runs.
+"""The lessons exist. Running them is `tests/test_notebook_figures.py`: one `pytest --nbval-lax` subprocess per
+notebook at CI size (`MMPROMPT_CI=1`, a fresh kernel each, the failing cell named) that runs it top to bottom
+and, through a small plugin, checks that every figure it shows has data — each notebook is executed once per
+test session. Set MMPROMPT_SKIP_NOTEBOOKS=1 to skip the runs.
 """
 from pathlib import Path
 
