@@ -1,9 +1,14 @@
-"""`fit`: the official prompt-learning recipe (METHODS.md §0) as one readable loop.
+"""`fit`: the official prompt-learning recipe (docs/methods.md §0) as one readable loop.
 
 SGD (momentum 0.9, weight decay 5e-4) on the trainable parameters only; epoch 0 at a constant
 warm-up lr of 1e-5, then a cosine schedule stepped once per epoch; cross-entropy on the scaled
 cosine logits. Seeded per epoch (shuffling and augmentation), so a run resumed from its epoch
 checkpoint ends bit-identical to an uninterrupted one on CPU.
+
+Opt-in feature cache (`cache_views=K`, docs/design.md §7): for learners whose image tower is the frozen
+one (`image_features_cacheable`), the image features of K augmented views of every training image are
+computed once, and each epoch trains on one of them per image (drawn with the run's seed) instead of a
+fresh augmentation; a step then costs only the text pass.
 """
 from __future__ import annotations
 
@@ -11,16 +16,17 @@ import contextlib
 import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
-from torch.utils.data import DataLoader
+from torch import Tensor
+from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from ..data.base import ImageDataset
-from ..learners.base import PromptLearner
+from ..learners.base import ImageFeatures, PromptLearner
 from ..io import dumps
 from ..seeding import seed_everything
 from ..threads import configure_threads  # noqa: F401  (re-exported: the CLI imports it from here)
@@ -97,6 +103,21 @@ def check_recipe(epochs: int | None, batch_size: int | None, lr: float | None, a
                          "integers ≥ 1 and lr a finite number > 0")
 
 
+def check_cache(learner: PromptLearner, cache_views: int | None) -> None:
+    """Refuse a feature cache that cannot be exact: a bad view count, a prompted or image-conditioned
+    image tower, or several processes."""
+    if cache_views is None:
+        return
+    if isinstance(cache_views, bool) or not isinstance(cache_views, int) or cache_views < 1:
+        raise ValueError(f"cache_views must be an integer ≥ 1 (augmented views per image) or None, got {cache_views!r}")
+    if not image_features_cacheable(learner):
+        raise ValueError(f"{learner.name!r} prompts or conditions on the image tower (has_vision_prompts="
+                         f"{learner.has_vision_prompts}, conditional={learner.conditional}); cached image features "
+                         "need a frozen image tower (e.g. coop, kgcoop): leave cache_views=None")
+    if distributed.world_size() > 1:
+        raise ValueError("cache_views runs in one process; leave it None under torchrun")
+
+
 def check_finite(what: str, tensors, where: str) -> None:
     """Stop training at the first NaN/inf, naming where it appeared (nothing is saved as finished)."""
     for t in tensors:
@@ -117,13 +138,45 @@ def make_loader(dataset, batch_size: int, shuffle: bool, seed: int = 0, num_work
                       persistent_workers=False)
 
 
+# ---------------------------------------------------------------------------- the feature cache
+def image_features_cacheable(learner: PromptLearner) -> bool:
+    """True when the learner's image features are the frozen tower's: no visual prompts and no text
+    made from the images (declared capabilities), so they can be computed once per augmented view."""
+    return not (learner.has_vision_prompts or learner.conditional or learner.image_conditioned_text)
+
+
+def view_seed(seed: int, view: int) -> int:
+    """The torch seed under which augmented view `view` of every training image is drawn."""
+    return seed * 7_919 + 1_000_003 * (view + 1)
+
+
+@torch.no_grad()
+def cache_image_features(learner: PromptLearner, data: ImageDataset, views: int, seed: int, *,
+                         batch_size: int, device: torch.device, precision: str = "auto") -> Tensor:
+    """(K, N, E) image features of `views` augmented views of every item of `data` (with its train
+    transform), in dataset order: view k is drawn item by item after `torch.manual_seed(view_seed(seed, k))`."""
+    feats = []
+    for k in range(views):
+        torch.manual_seed(view_seed(seed, k))
+        loader = make_loader(data, batch_size, shuffle=False)  # in order, in this process: one RNG stream
+        with autocast(device, precision):
+            feats.append(torch.cat([learner.encode_image(x.to(device)) for x, _ in loader]))  # (N, E)
+    return torch.stack(feats)  # (K, N, E)
+
+
+def view_choice(views: int, n: int, seed: int, epoch: int) -> Tensor:
+    """(N,) the cached view each item trains on in `epoch`, seeded (resume-exact)."""
+    return torch.randint(views, (n,), generator=torch.Generator().manual_seed(seed * 10_007 + epoch + 1))
+
+
 def fit(learner: PromptLearner, train: ImageDataset, *, epochs: int | None = None, batch_size: int | None = None,
         lr: float | None = None, seed: int = 1, device: str | None = None, precision: str = "auto",
         accumulate: int = 1, augment: str | None = None, warmup_epochs: int = 1, warmup_lr: float = 1e-5,
         momentum: float = 0.9, weight_decay: float = 5e-4, num_workers: int = 0,
         on_step: Callable[[TrainState], None] | None = None,
         on_epoch_end: Callable[[TrainState], None] | None = None,
-        checkpoint_dir: str | Path | None = None, progress: bool = True) -> History:
+        checkpoint_dir: str | Path | None = None, progress: bool = True,
+        cache_views: int | None = None) -> History:
     """Train a learner's prompts with the official recipe.
 
     Args:
@@ -136,6 +189,10 @@ def fit(learner: PromptLearner, train: ImageDataset, *, epochs: int | None = Non
         on_step, on_epoch_end: callbacks receiving a `TrainState`; set `state.stop = True` to stop.
         checkpoint_dir: if given, the training state is saved atomically after every epoch and a
             later call with the same directory resumes from it.
+        cache_views: K ≥ 1 computes the frozen image features of K augmented views of every training image
+            once (drawn with `seed`) and trains on them, each epoch picking one view per image (seeded);
+            only for learners whose image tower is untouched (`image_features_cacheable`: CoOp, KgCoOp, …).
+            None (default) = the official recipe, a fresh augmentation at every step.
     Returns:
         History with per-step loss and per-epoch loss/accuracy/lr.
 
@@ -147,6 +204,7 @@ def fit(learner: PromptLearner, train: ImageDataset, *, epochs: int | None = Non
     batch_size = batch_size if batch_size is not None else preset.batch_size
     lr = lr if lr is not None else preset.lr
     check_recipe(epochs, batch_size, lr, accumulate)
+    check_cache(learner, cache_views)
     params = learner.trainable_parameters()
     if not params:
         raise ValueError(f"{learner.name!r} has no trainable parameters; use evaluate() directly")
@@ -166,6 +224,8 @@ def fit(learner: PromptLearner, train: ImageDataset, *, epochs: int | None = Non
               "batch_size": batch_size, "lr": lr, "seed": seed, "accumulate": accumulate, "augment": augment,
               "precision": precision, "warmup_epochs": warmup_epochs, "warmup_lr": warmup_lr,
               "momentum": momentum, "weight_decay": weight_decay, "train_items": len(train)}
+    if cache_views:  # only when used, so states saved before the cache existed still resume
+        recipe["cache_views"] = cache_views
     recipe = json.loads(dumps(recipe))  # as it reads back from disk (tuples → lists)
     if checkpoint_dir is not None:
         from .checkpoint import load_train_state
@@ -174,19 +234,32 @@ def fit(learner: PromptLearner, train: ImageDataset, *, epochs: int | None = Non
     shard = math.ceil(len(data) / distributed.world_size())
     steps_per_epoch = 1 if shard < batch_size else shard // batch_size
     state = TrainState(start, epochs, start * steps_per_epoch, steps_per_epoch, float("nan"), lr, 0.0, history)
+    cache = None
+    if cache_views:
+        cache = cache_image_features(learner, data, cache_views, seed, batch_size=learner.preset.eval_batch_size,
+                                     device=device, precision=precision)  # (K, N, E)
+        items = TensorDataset(torch.arange(len(data)), torch.tensor(data.labels))  # (index, label) pairs
 
     for epoch in range(start, epochs):
         epoch_lr = lr_at(epoch, lr, epochs, warmup_epochs, warmup_lr)
         for group in optimizer.param_groups:
             group["lr"] = epoch_lr
         torch.manual_seed(seed * 10_007 + epoch)  # augmentation draws; resume-exact
-        loader = make_loader(data, batch_size, shuffle=True, seed=seed * 10_007 + epoch, num_workers=num_workers,
-                             sampler=distributed.sampler(data, seed, epoch))
+        if cache is None:
+            loader = make_loader(data, batch_size, shuffle=True, seed=seed * 10_007 + epoch, num_workers=num_workers,
+                                 sampler=distributed.sampler(data, seed, epoch))
+        else:  # the same order as the image loader; each item's view drawn for this epoch
+            loader = make_loader(items, batch_size, shuffle=True, seed=seed * 10_007 + epoch)
+            choice = view_choice(cache_views, len(data), seed, epoch)  # (N,)
         bar = tqdm(loader, desc=f"{learner.name} epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
         total, correct, loss_sum, finished = 0, 0, 0.0, True
         optimizer.zero_grad(set_to_none=True)
         for n, (images, labels) in enumerate(bar):
-            images, labels = images.to(device), labels.to(device)
+            if cache is not None:  # the loader gave item indices (B,)
+                images = ImageFeatures(cache[choice[images].to(device), images.to(device)])  # (B, E)
+            else:
+                images = images.to(device)
+            labels = labels.to(device)
             with autocast(device, precision):
                 loss, logits = model(images, labels=labels)
             where = f"epoch {epoch + 1}, step {n + 1} (lr {epoch_lr:.3g})"

@@ -19,7 +19,12 @@ computed in a pass is kept on the learner. Subclasses override a few hooks:
 Capabilities are declared as class attributes, never discovered by catching exceptions; a config
 that switches one off sets it on the instance in `__init__` (IVLP without vision prompts):
 `has_text_prompts`, `has_vision_prompts`, `conditional`, `image_conditioned_text`, `couples_towers`,
-`records_cross_attention`, `extra_loss_terms` (each is described where it is declared).
+`records_cross_attention`, `extra_loss_terms`, `shares_text_prefix` (each is described where it is declared).
+
+The text pass shares its prefix (`mmprompt_lab.text_prefix`, docs/design.md §7): positions every class
+has in common (SOS, context, template words) are computed once and only each class's own positions run
+per class, exactly. `learner.shared_prefix = False` switches it off (to measure it); `text_chunk`
+bounds how many classes one suffix step holds ("auto": by size, checkpointed when there are several).
 
 One naming scheme across learners (official names appear only in each `official_names()`):
 
@@ -49,9 +54,21 @@ from torch import Tensor, nn
 
 from ..backbone import FrozenCLIP, LayerHook
 from ..config import build_config
+from ..text_prefix import Chunk, SharedText, pool_shared, run_shared, split_text
 from .prompts import PromptTokens, insert_vision
 
 PassState = dict[str, Tensor]  # what one forward pass computes once and hands to every hook
+
+
+@dataclass(frozen=True)
+class ImageFeatures:
+    """Frozen image features (B, E) passed where images go: `encode_image` returns them as they are.
+    The engine's feature cache (`fit(cache_views=K)`) trains text-only learners on them (docs/design.md §7)."""
+
+    features: Tensor  # (B, E)
+
+    def __len__(self) -> int:
+        return self.features.shape[0]
 
 
 @dataclass(frozen=True)
@@ -117,6 +134,8 @@ class PromptLearner(nn.Module):
     records_cross_attention: bool = False  # has a cross-modal attention module with a `record` dict
     # (read by mmprompt_lab.analysis.attention.recording)
     extra_loss_terms: bool = False  # `training_loss` adds terms to the cross-entropy
+    shares_text_prefix: bool = True  # `layer` writes the same values for every class at text positions all
+    # classes share, so the text pass may compute the shared prefix once (checked at every block)
 
     # config field → (official depth on a 12-block tower, which tower bounds it: "text" | "vision" | "both")
     depth_fields: ClassVar[dict[str, tuple[int, str]]] = {}
@@ -159,6 +178,8 @@ class PromptLearner(nn.Module):
         self.config = resolve_depths(config, type(self), clip)
         self.classnames = list(classnames)
         self.register_buffer("fixed_text", None, persistent=False)  # (C, E) cache of `fixed_text_features`
+        self.shared_prefix = True  # switch: the shared-prefix text pass where it applies (False = plain pass)
+        self.text_chunk: Chunk = "auto"  # classes per suffix step of that pass: "auto" (by size), a number, None = all
 
     # -- hooks ---------------------------------------------------------------------------
     def begin_pass(self) -> PassState:
@@ -230,13 +251,30 @@ class PromptLearner(nn.Module):
                                "or the learner itself")
         state = self.begin_pass() if state is None else state
         emb, eot = self.text_prompts(state)
+        shared = self.shared_text(emb, eot)
+        if shared is not None:
+            shared, _ = run_shared(self.clip, shared, None, self.hook(state), chunk=self.text_chunk)
+            return pool_shared(self.clip, shared, eot)  # (C, E)
         x, mask = self.clip.start_text(emb, eot)  # (C, L', Dt)
         x, _ = self.clip.run(x, None, self.hook(state), text_mask=mask)
         return self.clip.pool_text(x, eot)  # (C, E)
 
-    def encode_image(self, images: Tensor, state: PassState | None = None,
+    def shared_text(self, emb: Tensor, eot: Tensor) -> SharedText | None:
+        """emb (C, L, Dt), eot (C,) split at the prefix all classes share, or None for the plain pass: switched
+        off, not declared (`shares_text_prefix`), image-dependent text, or too little shared (class first, csc)."""
+        if not (self.shared_prefix and self.shares_text_prefix) or self.conditional:
+            return None
+        return split_text(self.clip, emb, eot)
+
+    def encode_image(self, images: Tensor | ImageFeatures, state: PassState | None = None,
                      attention: dict | None = None) -> Tensor:
-        """(B, 3, H, W) → (B, E) image features (unnormalised); opens a pass unless given one."""
+        """(B, 3, H, W) → (B, E) image features (unnormalised); opens a pass unless given one.
+        Cached `ImageFeatures` of the frozen tower are returned as they are (learners without visual prompts)."""
+        if isinstance(images, ImageFeatures):
+            if self.has_vision_prompts or self.conditional:
+                raise ValueError(f"{self.name} prompts or conditions on the image tower; cached frozen image "
+                                 "features cannot stand in for its images")
+            return images.features  # (B, E)
         state = self.begin_pass() if state is None else state
         _, v = self.clip.run(None, self.vision_input(images, state), self.hook(state), attention=attention)
         return self.clip.pool_image(v)  # (B, E)
@@ -248,6 +286,11 @@ class PromptLearner(nn.Module):
         if not self.has_text_prompts:  # hand-template text: only the image tower is prompted
             return self.encode_image(images, state, attention), self.encode_text(state)
         emb, eot = self.text_prompts(state)
+        shared = self.shared_text(emb, eot) if attention is None else None  # recording needs the plain pass
+        if shared is not None:
+            shared, v = run_shared(self.clip, shared, self.vision_input(images, state), self.hook(state),
+                                   chunk=self.text_chunk)
+            return self.clip.pool_image(v), pool_shared(self.clip, shared, eot)  # (B, E), (C, E)
         t, mask = self.clip.start_text(emb, eot)  # (C, L', Dt)
         t, v = self.clip.run(t, self.vision_input(images, state), self.hook(state), text_mask=mask,
                              attention=attention)
@@ -369,8 +412,8 @@ class PromptLearner(nn.Module):
     # -- checkpoints (PEFT/HF style; engine.checkpoint does the work) -------------------------
     def save_pretrained(self, out_dir, extra: dict | None = None):
         """Write this learner's prompts (safetensors) and its JSON card into `out_dir`; see
-        `engine.checkpoint.save_learner`. Example: `learner.save_pretrained("runs/coop")`."""
-        from ..engine.checkpoint import save_learner
+        `learners.saving.save_learner`. Example: `learner.save_pretrained("runs/coop")`."""
+        from .saving import save_learner
 
         return save_learner(self, out_dir, extra=extra)
 
@@ -379,7 +422,7 @@ class PromptLearner(nn.Module):
                         download: bool | None = None) -> PromptLearner:
         """Rebuild a learner saved by `save_pretrained`; clip=None loads the backbone named in its card
         (local cache only unless `download`). Example: `CoOp.from_pretrained("runs/coop")`."""
-        from ..engine.checkpoint import load_learner
+        from .saving import load_learner
 
         return load_learner(path, clip, method=cls.name or None, device=device, download=download)
 
