@@ -102,16 +102,16 @@ class FrozenCLIP(nn.Module):
 
     @property
     def preprocess_train(self):
-        """The engine's train transform for this model (`engine.transforms.train_transform` with
+        """The engine's train transform for this model (`transforms.train_transform` with
         `self.augment`): PIL image → (3, H, W). `fit` uses the dataset's own augmentation instead."""
-        from .engine.transforms import train_transform  # the engine owns the transforms; no copy here
+        from .transforms import train_transform  # the engine owns the transforms; no copy here
 
         return train_transform(self, self.augment)
 
     @property
     def preprocess_val(self):
         """The engine's test transform (resize, centre crop, normalise): PIL image → (3, H, W)."""
-        from .engine.transforms import test_transform
+        from .transforms import test_transform
 
         return test_transform(self)
 
@@ -205,7 +205,7 @@ class FrozenCLIP(nn.Module):
         if images.ndim != 4 or images.shape[1] != 3 or images.shape[-2:] != (self.image_size,) * 2:
             raise ValueError(f"expected images of shape (B, 3, {self.image_size}, {self.image_size}) for "
                              f"{self.id}, got {tuple(images.shape)}; use the model's preprocessing "
-                             "(mmprompt_lab.engine.transforms)")
+                             "(mmprompt_lab.transforms)")
         vis = self.visual
         x = vis.conv1(images.to(device=self.device))  # (B, Dv, g, g)
         x = x.flatten(2).transpose(1, 2)  # (B, P, Dv)

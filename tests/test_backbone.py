@@ -92,7 +92,7 @@ def test_open_clip_name_with_local_weights_file_and_missing_cache(tmp_path):
 def test_preprocess_transforms_are_the_engines():
     from PIL import Image
 
-    from mmprompt_lab.engine.transforms import test_transform, train_transform
+    from mmprompt_lab.transforms import test_transform, train_transform
 
     clip = load_clip("toyclip", device="cpu")
     assert clip.augment == "toy"

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from plotly.subplots import make_subplots
 from torch import Tensor
 
-from ..engine.transforms import test_transform
+from ..transforms import test_transform
 from ..learners.base import PromptLearner
 from ..learners.prompts import PromptTokens
 

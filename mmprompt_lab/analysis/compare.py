@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from ..engine import fit
-from ..engine.transforms import test_transform
+from ..transforms import test_transform
 from ..experiment import (ExperimentResult, ExperimentSpec, fit_settings, learner_options, load_train, preset_options,
                           run_experiment, score, test_sets)
 from ..learners import create_learner

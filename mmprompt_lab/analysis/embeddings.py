@@ -21,7 +21,7 @@ from plotly.subplots import make_subplots
 from torch import Tensor
 
 from ..engine.train import make_loader
-from ..engine.transforms import test_transform
+from ..transforms import test_transform
 from ..learners.base import PromptLearner
 
 

@@ -18,7 +18,7 @@ from plotly.subplots import make_subplots
 
 from ..engine import evaluate
 from ..engine.train import make_loader
-from ..engine.transforms import test_transform
+from ..transforms import test_transform
 from ..experiment import ExperimentResult, run_experiment
 from ..learners import create_learner, get_learner_class
 from ..settings import CI_LIMITS, NotebookSettings

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from plotly.subplots import make_subplots
 from torch import Tensor, nn
 
-from ..engine.transforms import test_transform
+from ..transforms import test_transform
 from ..learners.base import PromptLearner
 from .attention import capture, cls_rollout, image_batch, overlay_figure, token_labels
 

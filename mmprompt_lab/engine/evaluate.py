@@ -7,7 +7,7 @@ from tqdm.auto import tqdm
 from ..data.base import ImageDataset
 from ..learners.base import PromptLearner
 from .train import autocast, make_loader, pick_device
-from .transforms import test_transform
+from ..transforms import test_transform
 
 
 def harmonic_mean(base: float, novel: float) -> float:

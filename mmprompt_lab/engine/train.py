@@ -31,7 +31,7 @@ from ..io import dumps
 from ..seeding import seed_everything
 from ..threads import configure_threads  # noqa: F401  (re-exported: the CLI imports it from here)
 from . import distributed
-from .transforms import train_transform
+from ..transforms import train_transform
 
 log = logging.getLogger(__name__)
 

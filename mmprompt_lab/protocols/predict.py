@@ -19,7 +19,7 @@ from PIL import Image
 from ..data.images import IMAGE_EXTENSIONS, file_kind, list_image_files, load_rgb
 from ..engine import load_learner
 from ..engine.train import pick_device
-from ..engine.transforms import test_transform
+from ..transforms import test_transform
 from ..learners.base import PromptLearner
 
 ImageLike = Union[str, os.PathLike, Image.Image]

@@ -4,7 +4,7 @@ import torch
 
 from mmprompt_lab.engine import fit
 from mmprompt_lab.engine.train import cache_image_features, image_features_cacheable, view_seed
-from mmprompt_lab.engine.transforms import train_transform
+from mmprompt_lab.transforms import train_transform
 from mmprompt_lab.learners import create_learner, list_learners
 from mmprompt_lab.learners.base import ImageFeatures
 from tests.engine.test_engine import COLOURS, blobs

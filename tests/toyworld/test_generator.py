@@ -33,7 +33,6 @@ def test_render_size_and_mode(size):
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_every_shape_is_visible_and_distinct_from_background(shape):
-    rng = np.random.default_rng(0)
     plain = np.asarray(render(Scene((), "sand"), 32, np.random.default_rng(1)), float)
     img = np.asarray(render(Scene((Obj(shape, "blue", radius=0.6),), "sand"), 32, np.random.default_rng(1)), float)
     covered = (np.abs(img - plain).sum(-1) > 60).mean()

@@ -1,9 +1,12 @@
 """Image transforms of the official recipe (docs/methods.md §0), sized and normalised from the model."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torchvision import transforms as T
 
-from ..backbone import FrozenCLIP
+if TYPE_CHECKING:  # the transforms only read the model's image size and normalisation
+    from .backbone import FrozenCLIP
 
 AUGMENTS = ("official", "toy", "none")
 
