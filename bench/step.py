@@ -95,7 +95,7 @@ def text_truncation(device: str, classes: int = 100, repeats: int = 3) -> dict:
         for _ in range(repeats):  # interleaved, so machine noise hits both alike
             for name, fn in (("cut", cut), ("full", full)):
                 t0 = time.perf_counter()
-                out = fn()
+                fn()
                 if device.startswith("cuda"):
                     torch.cuda.synchronize()
                 timings[name].append(time.perf_counter() - t0)
@@ -139,7 +139,8 @@ def main() -> None:
             else:
                 rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
             r = rows[-1]
-            print(f"{method:>9} C={classes:<4} " + (f"step {r['step_s_median']:.2f} s  peak {r['peak_mem_mib']:.0f} MiB  "
+            print(f"{method:>9} C={classes:<4} "
+                  + (f"step {r['step_s_median']:.2f} s  peak {r['peak_mem_mib']:.0f} MiB  "
                                                    f"trainable {r['trainable']:,}" if "error" not in r else r["error"]),
                   flush=True)
             save({"steps": rows})

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +27,7 @@ from .threads import configure_threads
 
 log = logging.getLogger(__name__)
 
-LayerHook = Callable[[int, Optional[Tensor], Optional[Tensor]], tuple]
+LayerHook = Callable[[int, Tensor | None, Tensor | None], tuple]
 
 
 class FrozenCLIP(nn.Module):
@@ -165,7 +165,7 @@ class FrozenCLIP(nn.Module):
     def tokenize(self, texts: list[str]) -> Tensor:
         """(N,) strings → (N, L) token ids; a text longer than L raises instead of being cut."""
         ids = [self.tokenizer.encode(t) for t in texts]
-        for text, tok in zip(texts, ids):
+        for text, tok in zip(texts, ids, strict=True):
             if len(tok) + 2 > self.context_length:
                 raise ValueError(f"prompt {text!r} has {len(tok) + 2} tokens; this model's context "
                                  f"length is {self.context_length}")

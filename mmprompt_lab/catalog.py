@@ -15,7 +15,7 @@ import platform
 import re
 import sys
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 COUNTS_PATH = Path(__file__).parent / "learners" / "parameter_counts.json"
 COUNTS_BACKBONE = "ViT-B-16-quickgelu"  # random weights: counts depend on the shapes only
@@ -35,7 +35,7 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str
     """
     cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -112,7 +112,8 @@ def datasets_table() -> str:
             rows.append([name, m.num_classes, f"real data under root: {m.title} (manifest {Path(m.path).name})"])
         elif name.startswith("toyworld/"):
             source = get_source(name)
-            rows.append([name, len(source.classnames), f"ToyWorld generator, built in: {source.meta.get('description', '')}"])
+            where = f"ToyWorld generator, built in: {source.meta.get('description', '')}"
+            rows.append([name, len(source.classnames), where])
         else:
             rows.append([name, "yours", "your own images: load_dataset(name, root=...)"])
     return format_table(["dataset", "classes", "source"], rows)

@@ -18,8 +18,10 @@ from .io import dumps
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="toyclip", help="'toyclip' (default, embedded) or an open_clip name, e.g. ViT-B-16")
-    p.add_argument("--pretrained", default=None, help="open_clip tag (e.g. openai, from the local cache) or a weights file")
+    p.add_argument("--model", default="toyclip",
+                   help="'toyclip' (default, embedded) or an open_clip name, e.g. ViT-B-16")
+    p.add_argument("--pretrained", default=None,
+                   help="open_clip tag (e.g. openai, from the local cache) or a weights file")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda if available)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--threads", type=int, default=None,
@@ -133,7 +135,8 @@ def cmd_tune(args) -> int:
     if args.out:
         run = RunFolder.open(args.out, overwrite=args.overwrite, resume=args.resume)
     else:
-        run = RunFolder.fresh(f"runs/{spec.method}-{spec.dataset.replace('/', '_')}-seed{spec.seed}", resume=args.resume)
+        name = f"{spec.method}-{spec.dataset.replace('/', '_')}-seed{spec.seed}"
+        run = RunFolder.fresh(f"runs/{name}", resume=args.resume)
     record = {**spec.to_dict(), "model": args.model, "pretrained": args.pretrained}
     configure_threads(args.threads, args.model, args.device)
     with run:
@@ -195,7 +198,8 @@ def _print_summary(result, metrics: dict, out: Path) -> None:
         images = f" on {n[key if key != 'accuracy' else 'all']} test images" if key != "hm" else ""
         line = f"  {label:<14}{metrics[key]:6.2f} %{images}"
         if zs:
-            line += f"   (zero-shot {metrics['zeroshot_' + key]:.2f} %, {metrics[key] - metrics['zeroshot_' + key]:+.2f})"
+            zero = metrics["zeroshot_" + key]
+            line += f"   (zero-shot {zero:.2f} %, {metrics[key] - zero:+.2f})"
         print(line)
     for note in result.notes:
         print(f"  note: {note}")

@@ -60,7 +60,8 @@ def convert(value: Any, annotation: Any, where: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"{where} expects a list, got {value!r}")
         item = args[0] if args else Any
-        return tuple(convert(v, item, where) for v in value) if origin is tuple else [convert(v, item, where) for v in value]
+        items = [convert(v, item, where) for v in value]
+        return tuple(items) if origin is tuple else items
     if annotation is bool:
         if isinstance(value, bool):
             return value

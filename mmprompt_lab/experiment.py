@@ -24,7 +24,8 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from .backbone import FrozenCLIP
 from .data.base import ImageDataset, load_dataset
@@ -83,7 +84,7 @@ class ExperimentSpec:
         d["shifted"] = list(self.shifted)
         return d
 
-    def replace(self, **changes: Any) -> "ExperimentSpec":
+    def replace(self, **changes: Any) -> ExperimentSpec:
         return dataclasses.replace(self, **changes)
 
 

@@ -58,7 +58,7 @@ class FolderLock:
     def __init__(self, path: Path, guards: Path):
         self.path, self.guards = Path(path), guards
 
-    def acquire(self) -> "FolderLock":
+    def acquire(self) -> FolderLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -79,7 +79,7 @@ class FolderLock:
     def release(self) -> None:
         self.path.unlink(missing_ok=True)
 
-    def __enter__(self) -> "FolderLock":
+    def __enter__(self) -> FolderLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:
@@ -98,7 +98,7 @@ class RunFolder:
 
     # ------------------------------------------------------------------ choosing the folder
     @classmethod
-    def open(cls, out: str | Path, *, overwrite: bool = False, resume: bool = False) -> "RunFolder":
+    def open(cls, out: str | Path, *, overwrite: bool = False, resume: bool = False) -> RunFolder:
         """An explicit output folder: refused if it is a file, holds a run (unless `overwrite`), or
         has no interrupted run to continue when `resume` is asked."""
         final = Path(out).expanduser()
@@ -119,7 +119,7 @@ class RunFolder:
         return run
 
     @classmethod
-    def fresh(cls, base: str | Path, *, resume: bool = False) -> "RunFolder":
+    def fresh(cls, base: str | Path, *, resume: bool = False) -> RunFolder:
         """A default output folder: `base`, or `base-2`, `base-3`, … — the first that holds no run
         and no interrupted run. With `resume`, the most recent interrupted run of `base` instead."""
         base = Path(base).expanduser()
@@ -137,7 +137,7 @@ class RunFolder:
         raise RunFolderError(f"no free run folder name next to {base}")
 
     # ------------------------------------------------------------------ lifecycle
-    def __enter__(self) -> "RunFolder":
+    def __enter__(self) -> RunFolder:
         check_writable(self.final.parent)
         self._acquire()
         self.resumed = self.work.is_dir() and any(self.work.iterdir())

@@ -41,7 +41,7 @@ def test_attention_capture_shapes_and_does_not_change_outputs(tiny_clip):
         plain = tiny_clip.run(x, v, text_mask=mask)
         attn = {}
         seen = tiny_clip.run(x, v, text_mask=mask, attention=attn)
-    for a, b in zip(plain, seen):
+    for a, b in zip(plain, seen, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     t, p = x.shape[1], 1 + tiny_clip.num_patches
     assert len(attn["text"]) == tiny_clip.text_depth and len(attn["vision"]) == tiny_clip.vision_depth
@@ -52,7 +52,8 @@ def test_attention_capture_shapes_and_does_not_change_outputs(tiny_clip):
 
 
 def test_widths_and_depths_read_from_the_model(tiny_clip, vit_b16):
-    assert (tiny_clip.text_width, tiny_clip.vision_width, tiny_clip.text_depth, tiny_clip.vision_depth) == (64, 96, 3, 4)
+    shape = (tiny_clip.text_width, tiny_clip.vision_width, tiny_clip.text_depth, tiny_clip.vision_depth)
+    assert shape == (64, 96, 3, 4)
     assert (vit_b16.text_width, vit_b16.vision_width, vit_b16.embed_dim, vit_b16.num_patches) == (512, 768, 512, 196)
 
 

@@ -55,7 +55,8 @@ def test_models_table_and_lists(tmp_path, monkeypatch):
     rows = [line.split() for line in text.splitlines()[2:]]
     assert ["ViT-B-16", "openai", "no"] in rows and ["ViT-B-16-quickgelu", "openai", "no"] in rows
     assert ["ViT-B-16-plus", "-", "(random", "weights", "only)", "-"] in rows
-    assert catalog.models_table("toyclip").splitlines()[2].split() == ["toyclip", "(default:", "shipped", "weights)", "yes"]
+    row = catalog.models_table("toyclip").splitlines()[2].split()
+    assert row == ["toyclip", "(default:", "shipped", "weights)", "yes"]
     coops = mpl.list_learners("*COOP")
     assert coops == [n for n in mpl.list_learners() if n.endswith("coop")] and {"coop", "cocoop"} <= set(coops)
     assert mpl.list_learners("nothing*") == []

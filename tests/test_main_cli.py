@@ -27,7 +27,8 @@ def test_tune_base2new_reports_hm(tmp_path):
     assert main(["tune", "--method", "maple", "--base2new", "--pretrained", "random", "--out", str(out),
                  "--no-zeroshot", *SMALL]) == 0
     m = json.loads((out / "metrics.json").read_text())
-    assert m["hm"] == pytest.approx(2 * m["base"] * m["novel"] / (m["base"] + m["novel"]) if m["base"] + m["novel"] else 0)
+    b, n = m["base"], m["novel"]
+    assert m["hm"] == pytest.approx(2 * b * n / (b + n) if b + n else 0)
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -79,7 +80,8 @@ def test_pretrain_exports_loadable_weights(tmp_path):
 def test_notebooks_render_writes_executed_html(tmp_path, capsys):
     import nbformat
 
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import os; print('ci=' + os.environ['MMPROMPT_CI'])")])
+    cell = nbformat.v4.new_code_cell("import os; print('ci=' + os.environ['MMPROMPT_CI'])")
+    nb = nbformat.v4.new_notebook(cells=[cell])
     path = tmp_path / "00_tiny.ipynb"
     nbformat.write(nb, path)
     assert main(["notebooks", "render", str(path), "--ci", "--out", str(tmp_path / "html")]) == 0

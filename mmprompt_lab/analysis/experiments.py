@@ -101,7 +101,8 @@ def history_figure(results: list[RunResult]) -> go.Figure:
     return fig
 
 
-def gains(results: list[RunResult], metric: str = "accuracy", baseline: str = "zeroshot") -> dict[str, dict[str, float]]:
+def gains(results: list[RunResult], metric: str = "accuracy",
+          baseline: str = "zeroshot") -> dict[str, dict[str, float]]:
     """{method: {suite: metric − baseline's metric on that suite}} (points), baseline excluded."""
     base = {r.suite: r.metrics[metric] for r in results if r.method == baseline}
     out: dict[str, dict[str, float]] = {}

@@ -161,7 +161,7 @@ def propagate(trace: _Trace, grads: list[Tensor]) -> Tensor:
     n, _, t, _ = trace.probs[0].shape
     eye = torch.eye(t, dtype=trace.probs[0].dtype, device=trace.probs[0].device)
     r = eye.expand(n, t, t).clone()  # (N, T, T)
-    for b, (a, g) in enumerate(zip(trace.probs, grads)):
+    for b, (a, g) in enumerate(zip(trace.probs, grads, strict=True)):
         if a.shape[-1] != t:
             raise ValueError(f"the token count changes from {t} to {a.shape[-1]} at block {b}; relevancy "
                              "needs a learner that keeps the sequence length fixed after block 0")
@@ -356,7 +356,8 @@ def text_relevancy(learner: PromptLearner, class_index: int, images: Tensor, *,
             eot_t = tokens.argmax(-1)  # (1,)
             x, mask = clip.start_text(clip.token_embedding(tokens), eot_t)  # (1, L', Dt)
             with tracing(clip.text_blocks) as trace:
-                x, _ = clip.run(x.detach().requires_grad_(True), None, text_mask=mask)  # a graph through the frozen tower
+                # a graph through the frozen tower
+                x, _ = clip.run(x.detach().requires_grad_(True), None, text_mask=mask)
             y = learner.logits(img, clip.pool_text(x, eot_t))[:, 0].sum()  # (B, 1) → scalar
             tokens, slots, eot = tokens[0], torch.zeros(0, dtype=torch.long), int(eot_t[0])
         if len(trace.probs) != clip.text_depth:
@@ -478,7 +479,8 @@ def deletion_curve(learner: PromptLearner, dataset, n: int = 8, *, maps: tuple[s
 
 def _area(ys: list[float], xs: list[float]) -> float:
     """Trapezoid rule."""
-    return float(sum((x1 - x0) * (y0 + y1) / 2 for x0, x1, y0, y1 in zip(xs, xs[1:], ys, ys[1:])))
+    pairs = zip(xs, xs[1:], ys, ys[1:], strict=False)  # neighbours: the shifted lists are one shorter
+    return float(sum((x1 - x0) * (y0 + y1) / 2 for x0, x1, y0, y1 in pairs))
 
 
 @torch.no_grad()

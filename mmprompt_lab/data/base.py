@@ -18,7 +18,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from PIL import Image
 from torch.utils.data import Dataset
@@ -102,12 +102,12 @@ class ImageDataset(Dataset):
         raise BadImageError(f"dataset {self.name!r} split {self.split!r}: no readable image among "
                             f"{len(self.items)} items")
 
-    def with_transform(self, transform: Callable | None) -> "ImageDataset":
+    def with_transform(self, transform: Callable | None) -> ImageDataset:
         """The same selection with another transform (the engine sets train/test transforms)."""
         return ImageDataset(self.source, self.split, self.items, self.classnames, transform, self.info,
                             self.skip_bad_images)
 
-    def first_per_class(self, k: int | None) -> "ImageDataset":
+    def first_per_class(self, k: int | None) -> ImageDataset:
         """The first `k` items of each class, in split order (quick test sets); None = all items."""
         if k is None:
             return self

@@ -16,7 +16,7 @@ import os
 import re
 import stat
 import warnings
-from typing import Iterable
+from collections.abc import Iterable
 
 from PIL import Image, UnidentifiedImageError
 

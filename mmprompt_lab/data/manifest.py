@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 # the repository's data_manifests/, reached through the package's symlink so wheels ship it too
@@ -162,7 +162,7 @@ def list_manifests(directory: str | Path = MANIFEST_DIR) -> list[str]:
     return sorted(p.stem for p in Path(directory).glob("*.json") if p.name != "schema.json")
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_manifest(name: str, directory: str | Path = MANIFEST_DIR) -> Manifest:
     """The validated manifest of dataset `name` (e.g. "dtd").
 

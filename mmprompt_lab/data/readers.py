@@ -24,7 +24,7 @@ import random
 import re
 from functools import partial
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from ..io import write_json
 from .base import SPLITS, DatasetSource, Item, register_dataset
@@ -158,7 +158,7 @@ def split_trainval(trainval: list[Item], rng: random.Random, p_val: float = 0.2)
     for item in trainval:
         by_label.setdefault(item.label, []).append(item)
     train, val = [], []
-    for label, items in by_label.items():
+    for items in by_label.values():
         n_val = round(len(items) * p_val)
         if n_val == 0:
             raise ValueError(f"class {items[0].classname!r} has {len(items)} trainval images; "

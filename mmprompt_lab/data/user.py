@@ -99,7 +99,7 @@ def read_csv_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]
             raise ValueError(f"csv dataset {path} line {n}: {len(values)} value(s) but the header "
                              f"{','.join(header)!r} has {len(header)}; check for missing or extra commas "
                              "(quote values that contain commas)")
-        out.append((n, {k: v.strip() for k, v in zip(header, values)}))
+        out.append((n, {k: v.strip() for k, v in zip(header, values, strict=True)}))
     return header, out
 
 

@@ -70,7 +70,8 @@ def evaluate(learner: PromptLearner, dataset: ImageDataset, *, batch_size: int |
     return {
         "accuracy": float((pred == labels).double().mean() * 100),
         "macro_accuracy": float(per_class[present].mean()),
-        "per_class_accuracy": {n: float(a) for n, a, s in zip(dataset.classnames, per_class, present) if s},
+        "per_class_accuracy": {n: float(a) for n, a, s in zip(dataset.classnames, per_class, present, strict=True)
+                               if s},
         "confusion": confusion.tolist(),
         "n": int(len(labels)),
         "dataset": dataset.name,

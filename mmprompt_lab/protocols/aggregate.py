@@ -15,7 +15,7 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from ..engine import harmonic_mean
 from .published import dataset_name, is_published_setting, load_published, method_name, published_value

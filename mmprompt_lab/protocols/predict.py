@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, Union
+from collections.abc import Iterable
 
 import torch
 from PIL import Image
@@ -22,7 +22,7 @@ from ..engine.train import pick_device
 from ..transforms import test_transform
 from ..learners.base import PromptLearner
 
-ImageLike = Union[str, os.PathLike, Image.Image]
+ImageLike = str | os.PathLike | Image.Image
 
 
 def expand_images(images: ImageLike | Iterable[ImageLike]) -> list[tuple[str, ImageLike]]:
@@ -103,13 +103,13 @@ def predict(checkpoint_or_learner: str | os.PathLike | PromptLearner, images: Im
         x = torch.stack([transform(img.convert("RGB")) for _, img in chunk]).to(device)  # (B, 3, H, W)
         logits = learner(x, text_features=text).float()  # (B, C)
         if not torch.isfinite(logits).all():
-            bad = [name for (name, _), ok in zip(chunk, torch.isfinite(logits).all(-1).tolist()) if not ok]
+            bad = [name for (name, _), ok in zip(chunk, torch.isfinite(logits).all(-1).tolist(), strict=True) if not ok]
             raise FloatingPointError(f"{learner.name} gave NaN or infinite logits for {len(bad)} image(s) "
                                      f"({', '.join(bad[:3])}{' …' if len(bad) > 3 else ''}); its prompts are "
                                      "not usable: retrain it (e.g. with a lower lr) or use another checkpoint")
         probs = logits.softmax(-1).cpu()  # (B, C)
         values, indices = probs.topk(k, dim=-1)  # (B, k), sorted
-        for (name, _), vals, idx in zip(chunk, values.tolist(), indices.tolist()):
+        for (name, _), vals, idx in zip(chunk, values.tolist(), indices.tolist(), strict=True):
             out.append({"image": name, "top": [{"classname": learner.classnames[i], "probability": v, "index": i}
-                                               for v, i in zip(vals, idx)]})
+                                               for v, i in zip(vals, idx, strict=True)]})
     return out

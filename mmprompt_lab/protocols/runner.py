@@ -24,7 +24,7 @@ import platform
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

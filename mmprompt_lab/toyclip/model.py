@@ -47,7 +47,7 @@ class ConvStem(nn.Module):
             raise ValueError(f"ConvStem stride must be 2, 4 or 8, got {stride}")
         chans = [3, 32, 64, 128][: n_down + 1]
         layers: list[nn.Module] = []
-        for cin, cout in zip(chans[:-1], chans[1:]):
+        for cin, cout in zip(chans[:-1], chans[1:], strict=True):
             layers += self._block(cin, cout, 2)
         layers += self._block(chans[-1], width, 1)
         self.net = nn.Sequential(*layers, nn.Conv2d(width, width, 1))

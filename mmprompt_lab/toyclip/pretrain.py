@@ -13,8 +13,9 @@ is ~3× weaker than with 10; a first run with it stayed at chance on shapes afte
 (first ToyCLIP session), hence cross-entropy on the (single) object shape.
 AdamW with a warm-up / stable / decay schedule: linear warm-up, constant lr, then a cosine to 0
 over the last `decay_steps`. Because the lr before the decay does not depend on the total, a run
-may be resumed with a different `steps` as long as its decay has not started. The batch of step t is drawn from an RNG seeded with
-(seed, t), so a resumed run sees exactly the data an uninterrupted run would.
+may be resumed with a different `steps` as long as its decay has not started. The batch of step t is
+drawn from an RNG seeded with (seed, t), so a resumed run sees exactly the data an uninterrupted run
+would.
 
     history = pretrain("runs/toyclip", steps=1200, batch_size=128, lr=1e-3, seed=0)
 """
@@ -80,7 +81,7 @@ class PretrainConfig:
                              f"{PREPROCESS['image_size']}")
 
     @classmethod
-    def from_kwargs(cls, **kwargs) -> "PretrainConfig":
+    def from_kwargs(cls, **kwargs) -> PretrainConfig:
         """Build from overrides; an unknown key raises with the allowed keys and a close match."""
         return build_config(cls, kwargs)
 

@@ -1,7 +1,7 @@
 """Background textures: a small seeded bank per kind, cropped, flipped and jittered per image."""
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -61,7 +61,7 @@ def _texture(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(img, 0, 1).astype(np.float32)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _bank(kind: str, n: int) -> tuple[np.ndarray, ...]:
     rng = np.random.default_rng([_BANK_SEED, BACKGROUNDS.index(kind), n])
     return tuple(_texture(kind, 2 * n, rng) for _ in range(_BANK_SIZE))  # 2n: room to crop

@@ -67,7 +67,8 @@ def check_manifest(path: str | Path) -> None:
     """Recompute a stored manifest's generator fields; raise ValueError naming what changed."""
     stored = json.loads(Path(path).read_text())
     name = stored["name"].split("/", 1)[1]
-    fresh = build_pretrain_manifest() if name == "pretrain" else build_manifest(SUITES[name], stored.get("image_size", 32))
+    size = stored.get("image_size", 32)
+    fresh = build_pretrain_manifest() if name == "pretrain" else build_manifest(SUITES[name], size)
     fresh = json.loads(json.dumps(fresh))  # tuples → lists, as stored
     changed = [k for k in fresh if stored.get(k) != fresh[k]]
     if changed:

@@ -67,7 +67,7 @@ def _mask(obj: Obj, n: int) -> np.ndarray:
         p = pts * [-1 if obj.flip else 1, 1] @ rot.T  # (N, 2), maths orientation
         px = half * (1 + obj.cx + obj.radius * p[:, 0])
         py = half * (1 - obj.cy - obj.radius * p[:, 1])  # image y points down
-        draw.polygon(list(zip(px.tolist(), py.tolist())), fill=255 if add else 0)
+        draw.polygon(list(zip(px.tolist(), py.tolist(), strict=True)), fill=255 if add else 0)
     return np.asarray(img, np.float32) / 255.0
 
 

@@ -7,7 +7,7 @@ pentagon/hexagon, …) are deliberate: they make the fine-grained suite fine-gra
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -125,7 +125,7 @@ SHAPE_LAYERS = {
 SHAPES: tuple[str, ...] = tuple(SHAPE_LAYERS)
 
 
-@lru_cache(maxsize=None)
+@cache
 def shape_layers(name: str) -> tuple[Layer, ...]:
     """The drawing layers of `name` (cached; do not modify the arrays)."""
     if name not in SHAPE_LAYERS:

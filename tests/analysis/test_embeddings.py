@@ -40,7 +40,7 @@ def test_umap_shape_and_determinism():
     first = E.umap_2d([a, b], seed=3, n_neighbors=5)
     second = E.umap_2d([a, b], seed=3, n_neighbors=5)
     assert [x.shape for x in first] == [(30, 2), (5, 2)]
-    assert all(np.allclose(x, y) for x, y in zip(first, second))
+    assert all(np.allclose(x, y) for x, y in zip(first, second, strict=True))
 
 
 def test_features_of_a_learner(tiny_clip):

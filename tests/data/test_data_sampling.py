@@ -62,7 +62,9 @@ def test_selection_equals_the_official_algorithm(dtd, shots, seed):
 
 def test_deterministic_per_seed_and_seeds_differ(dtd):
     root, _ = dtd
-    pick = lambda seed: [it.path for it in load_dataset("dtd", root=root, shots=2, seed=seed).items]
+    def pick(seed):
+        return [it.path for it in load_dataset("dtd", root=root, shots=2, seed=seed).items]
+
     random.seed(12345)  # global state before the call must not matter
     first = pick(1)
     random.random()

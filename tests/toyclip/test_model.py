@@ -54,7 +54,7 @@ def test_shipped_weights_load_by_name_and_path(random_toyclip):
         assert f.get_tensor("logit_scale").dtype == torch.float16
     model, _, _ = create_toyclip()
     by_path, _, _ = create_toyclip(str(DEFAULT_WEIGHTS))
-    for (name, a), b in zip(model.state_dict().items(), by_path.state_dict().values()):
+    for (name, a), b in zip(model.state_dict().items(), by_path.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     assert next(model.parameters()).dtype == torch.float32 and not model.training
     rand = random_toyclip[0].state_dict()

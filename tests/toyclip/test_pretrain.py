@@ -50,7 +50,7 @@ def test_resume_after_interruption_continues_the_same_run(tmp_path, monkeypatch)
     assert [h["step"] for h in history] == [1, 2, 3, 4]
     a, _, _ = create_toyclip(export_weights(tmp_path / "a", tmp_path / "a.safetensors"))
     b, _, _ = create_toyclip(export_weights(tmp_path / "b", tmp_path / "b.safetensors"))
-    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(x, y), name
 
 
