@@ -76,9 +76,12 @@ def split_text(clip: FrozenCLIP, emb: Tensor, eot: Tensor, min_prefix: int = MIN
     """Add positional embeddings, cut after the longest EOT and split at the shared prefix.
 
     emb (C, L, Dt) layer-0 prompt embeddings, eot (C,) → SharedText, or None when fewer than
-    `min_prefix` leading positions are shared (class first, class-specific context) or C = 1.
-    The same arithmetic as `FrozenCLIP.start_text`, so the prefix equals each row of the plain path.
+    `min_prefix` leading positions are shared (class first, class-specific context), C = 1, or the text
+    blocks are not ones `block_forward` reproduces. The same arithmetic as `FrozenCLIP.start_text`, so
+    the prefix equals each row of the plain path.
     """
+    if not reproducible(clip):
+        return None
     length = int(eot.max()) + 1
     lp = shared_length(emb[:, :length].detach(), eot)
     if emb.shape[0] < 2 or lp < min_prefix:
@@ -87,15 +90,11 @@ def split_text(clip: FrozenCLIP, emb: Tensor, eot: Tensor, min_prefix: int = MIN
     return SharedText(emb[:1, :lp] + pos[:lp], emb[:, lp:length] + pos[lp:length])  # (1, Lp, Dt), (C, Ls, Dt)
 
 
-def check_blocks(clip: FrozenCLIP) -> None:
-    """Refuse text blocks whose attention this module does not reproduce (bias_k/v, zero attention,
-    separate q/k/v weights, cross-attention)."""
-    for i, block in enumerate(clip.text_blocks):
-        attn = block.attn
-        if (not attn._qkv_same_embed_dim or attn.bias_k is not None or attn.add_zero_attn
-                or hasattr(block, "ln_1_kv")):
-            raise ValueError(f"text block {i} of {clip.id} uses an attention variant the shared-prefix pass "
-                             "does not reproduce; set learner.shared_prefix = False")
+def reproducible(clip: FrozenCLIP) -> bool:
+    """True when `block_forward` reproduces every text block: one packed q/k/v projection, no bias_k/v, no
+    zero attention, no cross-attention (open_clip's CLIP text blocks); other blocks keep the plain pass."""
+    return all(b.attn._qkv_same_embed_dim and b.attn.bias_k is None and not b.attn.add_zero_attn
+               and not hasattr(b, "ln_1_kv") for b in clip.text_blocks)
 
 
 # ---------------------------------------------------------------------------- one block

@@ -142,6 +142,14 @@ def test_switch_off_and_attention_recording_take_the_plain_pass(toyclip, calls):
         assert relative(a, b) <= RTOL
 
 
+def test_blocks_it_does_not_reproduce_keep_the_plain_pass(calls):
+    clip = mpl.load_clip("toyclip", device="cpu")  # its own copy: the block is changed below
+    learner = create_learner("coop", clip, NAMES, n_ctx=4)
+    clip.text_blocks[1].attn.add_zero_attn = True
+    learner(torch.randn(1, 3, 32, 32))
+    assert not calls
+
+
 def test_evaluation_text_features_equal(toyclip):
     learner = build("ivlp", toyclip, {})
     learner.eval()
