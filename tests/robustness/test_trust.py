@@ -163,19 +163,19 @@ def test_a_second_writer_gets_a_clear_error_and_a_stale_lock_is_taken_over(tmp_p
 
 # ----------------------------------------------------------------------------- resume
 def test_ctrl_c_then_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
-    args = ["tune", "--method", "coop", "--epochs", "6", "--shots", "4", "--seed", "2", "--no-progress",
+    args = ["tune", "--method", "coop", "--epochs", "40", "--shots", "8", "--seed", "2", "--no-progress",
             "--no-zeroshot", "--threads", "1"]
     proc = subprocess.Popen([sys.executable, "-m", "mmprompt_lab.cli", *args, "--out", "r1"], cwd=tmp_path, env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in proc.stdout:
-        if "epoch 2/6" in line:
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+    for line in iter(proc.stdout.readline, ""):  # line by line, no read-ahead: interrupt early in the run
+        if "epoch 2/40" in line:
             proc.send_signal(signal.SIGINT)
             break
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "--resume" in err and "Traceback" not in err
     assert not (tmp_path / "r1").exists() and (tmp_path / ".r1.partial" / "train_state.json").exists()
-    changed = cli(*[a if a != "6" else "7" for a in args], "--out", "r1", "--resume", cwd=tmp_path, check=False)
-    assert changed.returncode == 2 and "other settings (epochs: 6 → 7)" in changed.stderr
+    changed = cli(*[a if a != "40" else "41" for a in args], "--out", "r1", "--resume", cwd=tmp_path, check=False)
+    assert changed.returncode == 2 and "other settings (epochs: 40 → 41)" in changed.stderr
     cli(*args, "--out", "r1", "--resume", cwd=tmp_path)
     cli(*args, "--out", "r2", cwd=tmp_path)
     for file in ("metrics.json", "learner.safetensors"):
