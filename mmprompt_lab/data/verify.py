@@ -84,19 +84,15 @@ def _check_dataset(m: Manifest, ddir: Path, decode: int) -> DatasetCheck:
             check.warnings.append(f"split {split!r} has {len(items)} images, the official one {expected}")
         missing = missing_images(it.path for it in items)
         if missing:
-            shown = "\n      ".join(missing[:5])
-            more = f"\n      … and {len(missing) - 5} more" if len(missing) > 5 else ""
             check.errors.append(f"{len(missing)} of {len(items)} images listed in split {split!r} are missing:"
-                                f"\n      {shown}{more}")
+                                + _first_five(missing))
             if source.meta.get("generated_split") and not any("delete that file" in w for w in check.warnings):
                 check.warnings.append(f"the split was generated earlier from this folder and cached in "
                                       f"{source.meta['split_file']}; delete that file to generate it again")
         odd = not_regular_files(it.path for it in items)
         if odd:
-            shown = "\n      ".join(odd[:5])
-            more = f"\n      … and {len(odd) - 5} more" if len(odd) > 5 else ""
             check.errors.append(f"{len(odd)} path(s) listed in split {split!r} are not regular files:"
-                                f"\n      {shown}{more}")
+                                + _first_five(odd))
     everything = [it for items in source.splits.values() for it in items if it.path and os.path.isfile(it.path)]
     step = max(1, len(everything) // max(decode, 1))
     for item in everything[::step][:decode]:
@@ -167,3 +163,9 @@ def format_report(report: VerifyReport) -> str:
         lines.append("  ✗ no dataset folder found; `mmprompt-lab data list` shows the expected folder names")
     lines.append("result: OK" if report.ok else "result: problems found")
     return "\n".join(lines)
+
+
+def _first_five(paths: list[str]) -> str:
+    """The first five paths, one per indented line, and how many more there are."""
+    more = f"\n      … and {len(paths) - 5} more" if len(paths) > 5 else ""
+    return "".join(f"\n      {p}" for p in paths[:5]) + more

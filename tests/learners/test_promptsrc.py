@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from mmprompt_lab.backbone import load_clip
-from mmprompt_lab.data import DatasetSource, ImageDataset, Item
 from mmprompt_lab.engine import fit
 from mmprompt_lab.learners import create_learner
 from mmprompt_lab.learners.promptsrc import gpa_weights
 from mmprompt_lab.learners.templates import IMAGENET_TEMPLATES, TOYWORLD_TEMPLATES
 from tests.conftest import CLASSNAMES
+from tests.engine.test_engine import COLOURS, blobs  # four coloured squares, one class each
 
 LABELS = torch.tensor([0, 1, 3])
 TEXT = ("ctx", "deep_text")  # prompt tensors of the text tower (name prefixes)
@@ -130,28 +129,10 @@ def test_gpa_weights_official_and_scaled(tiny_clip):
 
 
 # ---------------------------------------------------------------------------- GPA through fit
-COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 30)}
-
-
-def _render(item: Item) -> Image.Image:
-    rng = np.random.default_rng(item.key)
-    img = np.full((40, 40, 3), 128, np.uint8)
-    x, y = rng.integers(0, 20, size=2)
-    img[y:y + 20, x:x + 20] = COLOURS[item.classname]
-    return Image.fromarray(img)
-
-
-def blobs(n_per_class: int = 4) -> ImageDataset:
-    names = list(COLOURS)
-    items = [Item(None, c, name, key=1000 * c + i) for i in range(n_per_class) for c, name in enumerate(names)]
-    return ImageDataset(DatasetSource("test/blobs", names, {"train": items}, _render, augment="toy"),
-                        "train", items, names)
-
-
 def _fit(tiny_clip, epochs=3, **kw):
     learner = create_learner("promptsrc", tiny_clip, list(COLOURS), seed=0, ensemble="own", gpa_mean=2.0,
                              gpa_std=1.0)
-    history = fit(learner, blobs(), epochs=epochs, batch_size=8, lr=0.05, seed=3, progress=False, **kw)
+    history = fit(learner, blobs(4), epochs=epochs, batch_size=8, lr=0.05, seed=3, progress=False, **kw)
     return learner, history
 
 
