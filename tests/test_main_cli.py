@@ -22,6 +22,20 @@ def test_tune_then_eval_reproduces_metrics(tmp_path, capsys):
     assert again["per_class_accuracy"] == metrics["per_class_accuracy"]
 
 
+def test_tune_says_what_happened(tmp_path, capsys):
+    out = tmp_path / "said"
+    assert main(["tune", "--method", "coop", "--out", str(out), *SMALL]) == 0
+    text = capsys.readouterr().out
+    assert text.count("  epoch ") == 2  # one line per epoch stays on screen
+    m = json.loads((out / "metrics.json").read_text())
+    delta = m["accuracy"] - m["zeroshot_accuracy"]
+    assert f"{m['accuracy']:6.2f} % on {m['n_test']['all']} test images" in text
+    assert f"(zero-shot {m['zeroshot_accuracy']:.2f} %, {delta:+.2f})" in text
+    assert f"mmprompt-lab eval --checkpoint {out}" in text and "learner.safetensors" in text
+    assert main(["eval", "--checkpoint", str(out)]) == 0
+    assert f"accuracy {m['accuracy']:.2f} % on {m['n_test']['all']} images" in capsys.readouterr().out
+
+
 def test_tune_base2new_reports_hm(tmp_path):
     out = tmp_path / "b2n"
     assert main(["tune", "--method", "maple", "--base2new", "--pretrained", "random", "--out", str(out),

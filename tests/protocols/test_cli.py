@@ -49,7 +49,8 @@ def test_predict(tmp_path, capsys, toyclip):
     assert preds[0]["top"][0]["probability"] >= preds[0]["top"][1]["probability"]
 
     assert main(["predict", "--checkpoint", str(ckpt), str(tmp_path / "green.png"), "--device", "cpu"]) == 0
-    assert " %" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert " %" in out and "closed set" in out and "circle, star, heart" in out  # names the class set
     (tmp_path / "corrupt.jpg").write_bytes(b"garbage")
     assert main(["predict", "--checkpoint", str(ckpt), str(tmp_path / "corrupt.jpg"), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
