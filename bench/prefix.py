@@ -25,6 +25,7 @@ process over all its threads: less disturbed when other jobs share the machine).
 the no-grad text features of all classes (what `evaluate` computes once). Prints a table and saves
 JSON after every row (--out).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,9 @@ def _rss_mib() -> float:
 def classnames(tokenizer, n: int) -> list[str]:
     """n two-word class names whose first words all differ (real class names rarely share a first word, and
     a shared one would be shared prefix too): whole-word tokens of CLIP's vocabulary, in vocabulary order."""
-    words = [w[:-4] for _, w in sorted(tokenizer.decoder.items()) if w.endswith("</w>") and w[:-4].isalpha()
-             and len(w) >= 9]
+    words = [
+        w[:-4] for _, w in sorted(tokenizer.decoder.items()) if w.endswith("</w>") and w[:-4].isalpha() and len(w) >= 9
+    ]
     return [f"{words[i]} {words[(7 * i + 3) % len(words)]}" for i in range(n)]
 
 
@@ -72,6 +74,7 @@ def _clip(model: str):
 
 def _reference_text(clip) -> None:
     """The official cost model: every position of the context, no cut after the EOT (this process only)."""
+
     def full(emb, eot):
         return emb + clip.text.positional_embedding, clip.text.attn_mask  # (N, L, Dt), (L, L)
 
@@ -90,8 +93,17 @@ def configure(learner, mode: str, chunk: int) -> None:  # chunk 0 = "auto"
         base.run_shared = functools.partial(base.run_shared, checkpoint=False)
 
 
-def one(model: str, method: str, classes: int, mode: str, batch: int, steps: int, chunk: int,
-        precision: str = "fp32", threads: int = 1) -> dict:
+def one(
+    model: str,
+    method: str,
+    classes: int,
+    mode: str,
+    batch: int,
+    steps: int,
+    chunk: int,
+    precision: str = "fp32",
+    threads: int = 1,
+) -> dict:
     """Time `steps` optimizer steps (after one warm-up step) of one configuration, in this process."""
     import torch
 
@@ -135,10 +147,24 @@ def one(model: str, method: str, classes: int, mode: str, batch: int, steps: int
             learner.encode_text()
             text_eval = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"model": model, "method": method, "classes": classes, "mode": mode, "batch": batch, "precision": precision,
-            "step_s_median": statistics.median(times), "step_s": times, "cpu_s_median": statistics.median(cpu),
-            "cpu_s": cpu, "peak_mib": peak, "model_mib": model_mib,
-            "text_eval_s": text_eval, "threads": torch.get_num_threads(), "chunks": chunks, "suffix_shape": suffix}
+    return {
+        "model": model,
+        "method": method,
+        "classes": classes,
+        "mode": mode,
+        "batch": batch,
+        "precision": precision,
+        "step_s_median": statistics.median(times),
+        "step_s": times,
+        "cpu_s_median": statistics.median(cpu),
+        "cpu_s": cpu,
+        "peak_mib": peak,
+        "model_mib": model_mib,
+        "text_eval_s": text_eval,
+        "threads": torch.get_num_threads(),
+        "chunks": chunks,
+        "suffix_shape": suffix,
+    }
 
 
 def _chunks(learner) -> tuple[int, list[int] | None]:
@@ -158,19 +184,25 @@ def _chunks(learner) -> tuple[int, list[int] | None]:
 
 
 def _table(rows: list[dict]) -> str:
-    lines = ["| model | method | classes | mode | precision | step (s) | step CPU (s) | peak RSS (MiB) "
-             "| model RSS (MiB) | text eval (s) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | method | classes | mode | precision | step (s) | step CPU (s) | peak RSS (MiB) "
+        "| model RSS (MiB) | text eval (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['model']} | {r['method']} | {r['classes']} | {r['mode']} | {r['precision']} | "
-                         f"{r['error']} | | | | |")
+            lines.append(
+                f"| {r['model']} | {r['method']} | {r['classes']} | {r['mode']} | {r['precision']} | "
+                f"{r['error']} | | | | |"
+            )
             continue
         te = f"{r['text_eval_s']:.3f}" if r["text_eval_s"] is not None else "—"
-        lines.append(f"| {r['model']} | {r['method']} | {r['classes']} | {r['mode']} | {r['precision']} | "
-                     f"{r['step_s_median']:.3f} | "
-                     f"{r['cpu_s_median']:.3f} | "
-                     f"{r['peak_mib']:.0f} | {r['model_mib']:.0f} | {te} |")
+        lines.append(
+            f"| {r['model']} | {r['method']} | {r['classes']} | {r['mode']} | {r['precision']} | "
+            f"{r['step_s_median']:.3f} | "
+            f"{r['cpu_s_median']:.3f} | "
+            f"{r['peak_mib']:.0f} | {r['model_mib']:.0f} | {te} |"
+        )
     return "\n".join(lines)
 
 
@@ -186,8 +218,9 @@ def plan(model: str, methods: list[str], classes: list[int], modes: list[str], c
             for mode in modes:
                 if mode == "cached" and (cls.has_vision_prompts or cls.conditional):
                     continue
-                if mode in ("shared", "chunked", "nockpt") and (cls.conditional or not cls.has_text_prompts
-                                                                or not cls.shares_text_prefix):
+                if mode in ("shared", "chunked", "nockpt") and (
+                    cls.conditional or not cls.has_text_prompts or not cls.shares_text_prefix
+                ):
                     continue  # the plain pass: nothing to switch
                 out.append((model, method, c, mode))
     return out
@@ -198,27 +231,44 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", nargs="*", default=list(MODELS), choices=list(MODELS))
-    p.add_argument("--methods", nargs="*", default=None,
-                   help="default: every learner on ToyCLIP, coop and maple on ViT-B/16")
+    p.add_argument(
+        "--methods", nargs="*", default=None, help="default: every learner on ToyCLIP, coop and maple on ViT-B/16"
+    )
     p.add_argument("--classes", nargs="*", type=int, default=[10, 100, 500])
     p.add_argument("--modes", nargs="*", default=list(MODES), choices=MODES)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--steps", type=int, default=None, help="measured steps per configuration (default per model)")
-    p.add_argument("--chunk", type=int, default=0, help="classes per suffix chunk; 0 = the default, \"auto\"")
-    p.add_argument("--precision", nargs="*", default=["fp32"], choices=["fp32", "bf16"],
-                   help="bf16 = autocast on the CPU; several: each configuration in each, side by side")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per configuration (1: its CPU seconds "
-                   "are its work, even on a shared machine)")
-    p.add_argument("--skip-reference-above", type=int, default=None,
-                   help="skip the reference mode above this many classes (memory: ~16 GB at 500 on ViT-B/16)")
+    p.add_argument("--chunk", type=int, default=0, help='classes per suffix chunk; 0 = the default, "auto"')
+    p.add_argument(
+        "--precision",
+        nargs="*",
+        default=["fp32"],
+        choices=["fp32", "bf16"],
+        help="bf16 = autocast on the CPU; several: each configuration in each, side by side",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads per configuration (1: its CPU seconds are its work, even on a shared machine)",
+    )
+    p.add_argument(
+        "--skip-reference-above",
+        type=int,
+        default=None,
+        help="skip the reference mode above this many classes (memory: ~16 GB at 500 on ViT-B/16)",
+    )
     p.add_argument("--out", default="bench/results/prefix_cpu.json")
     p.add_argument("--one", nargs=4, metavar=("MODEL", "METHOD", "CLASSES", "MODE"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
         model, method, classes, mode = args.one
         steps = args.steps or MODELS[model]["steps"]
-        print(json.dumps(one(model, method, int(classes), mode, args.batch, steps, args.chunk, args.precision[0],
-                             args.threads)))
+        print(
+            json.dumps(
+                one(model, method, int(classes), mode, args.batch, steps, args.chunk, args.precision[0], args.threads)
+            )
+        )
         return
     machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
@@ -226,19 +276,50 @@ def main() -> None:
     for model in args.model:
         methods = args.methods or MODELS[model]["methods"] or [m for m in list_learners() if m != "zeroshot"]
         for (model_, method, classes, mode), precision in itertools.product(
-                plan(model, methods, args.classes, args.modes, args.chunk), args.precision):
+            plan(model, methods, args.classes, args.modes, args.chunk), args.precision
+        ):
             if mode == "reference" and args.skip_reference_above and classes > args.skip_reference_above:
                 continue
-            if mode == "nockpt" and not any(r.get("chunks", 0) > 1 and r["mode"] == "chunked" and r["method"] == method
-                                            and r["classes"] == classes and r["model"] == model for r in rows):
+            if mode == "nockpt" and not any(
+                r.get("chunks", 0) > 1
+                and r["mode"] == "chunked"
+                and r["method"] == method
+                and r["classes"] == classes
+                and r["model"] == model
+                for r in rows
+            ):
                 continue  # one chunk: no checkpointing to switch off
-            cmd = [sys.executable, __file__, "--one", model_, method, str(classes), mode, "--batch", str(args.batch),
-                   "--chunk", str(args.chunk), "--precision", precision, "--threads", str(args.threads)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--one",
+                model_,
+                method,
+                str(classes),
+                mode,
+                "--batch",
+                str(args.batch),
+                "--chunk",
+                str(args.chunk),
+                "--precision",
+                precision,
+                "--threads",
+                str(args.threads),
+            ]
             cmd += ["--steps", str(args.steps)] if args.steps else []
             done = subprocess.run(cmd, capture_output=True, text=True)
-            row = ({"model": model, "method": method, "classes": classes, "mode": mode, "precision": precision,
-                    "error": (done.stderr.strip().splitlines() or ["killed"])[-1]} if done.returncode
-                   else json.loads(done.stdout.strip().splitlines()[-1]))
+            row = (
+                {
+                    "model": model,
+                    "method": method,
+                    "classes": classes,
+                    "mode": mode,
+                    "precision": precision,
+                    "error": (done.stderr.strip().splitlines() or ["killed"])[-1],
+                }
+                if done.returncode
+                else json.loads(done.stdout.strip().splitlines()[-1])
+            )
             if "skipped" in row:
                 continue
             rows.append(row)

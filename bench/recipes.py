@@ -8,6 +8,7 @@
 Runs on ToyCLIP, one thread, each run seeded as the experiment pipeline seeds it (`seed_everything`,
 `create_learner(seed=)`, `fit(seed=)`). Prints a table and saves JSON after every run (--out).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,15 @@ import sys
 import time
 
 
-def run(method: str, seed: int, epochs: int | None, precision: str = "fp32", cache_views: int | None = None,
-        dataset: str = "toyworld/polygons", shots: int = 16) -> dict:
+def run(
+    method: str,
+    seed: int,
+    epochs: int | None,
+    precision: str = "fp32",
+    cache_views: int | None = None,
+    dataset: str = "toyworld/polygons",
+    shots: int = 16,
+) -> dict:
     """Train and score one seeded ToyWorld run → accuracy (%) and training seconds."""
     import mmprompt_lab as mpl
     from mmprompt_lab.seeding import seed_everything
@@ -31,13 +39,24 @@ def run(method: str, seed: int, epochs: int | None, precision: str = "fp32", cac
     test = mpl.load_dataset(dataset, split="test", seed=seed)
     learner = mpl.create_learner(method, clip, train.classnames, seed=seed)
     t0, c0 = time.perf_counter(), time.process_time()
-    history = mpl.fit(learner, train, epochs=epochs, seed=seed, precision=precision, cache_views=cache_views,
-                      progress=False)
+    history = mpl.fit(
+        learner, train, epochs=epochs, seed=seed, precision=precision, cache_views=cache_views, progress=False
+    )
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     metrics = mpl.evaluate(learner, test, precision=precision)
-    return {"method": method, "dataset": dataset, "shots": shots, "seed": seed, "epochs": len(history.lr),
-            "precision": precision, "cache_views": cache_views, "accuracy": metrics["accuracy"],
-            "train_s": seconds, "train_cpu_s": cpu, "final_loss": history.epoch_loss[-1]}
+    return {
+        "method": method,
+        "dataset": dataset,
+        "shots": shots,
+        "seed": seed,
+        "epochs": len(history.lr),
+        "precision": precision,
+        "cache_views": cache_views,
+        "accuracy": metrics["accuracy"],
+        "train_s": seconds,
+        "train_cpu_s": cpu,
+        "final_loss": history.epoch_loss[-1],
+    }
 
 
 def settings(study: str, views: list[int]) -> tuple[str, int | None, list[dict]]:
@@ -53,11 +72,17 @@ def summary(rows: list[dict]) -> list[dict]:
     out = []
     for precision, views in keys:
         group = [r for r in rows if r["precision"] == precision and (r["cache_views"] or 0) == views]
-        out.append({"precision": precision, "cache_views": views or None, "seeds": [r["seed"] for r in group],
-                    "accuracy": [round(r["accuracy"], 2) for r in group],
-                    "mean_accuracy": statistics.mean(r["accuracy"] for r in group),
-                    "mean_train_s": statistics.mean(r["train_s"] for r in group),
-                    "mean_train_cpu_s": statistics.mean(r["train_cpu_s"] for r in group)})
+        out.append(
+            {
+                "precision": precision,
+                "cache_views": views or None,
+                "seeds": [r["seed"] for r in group],
+                "accuracy": [round(r["accuracy"], 2) for r in group],
+                "mean_accuracy": statistics.mean(r["accuracy"] for r in group),
+                "mean_train_s": statistics.mean(r["train_s"] for r in group),
+                "mean_train_cpu_s": statistics.mean(r["train_cpu_s"] for r in group),
+            }
+        )
     return out
 
 
@@ -78,14 +103,22 @@ def main() -> None:
         for setting in grid:
             rows.append(run(method, seed, epochs, **setting))
             r = rows[-1]
-            print(f"{method} seed {seed} {r['precision']} cache_views={r['cache_views']}: {r['accuracy']:.2f}% "
-                  f"({r['epochs']} epochs, {r['train_s']:.0f} s wall, {r['train_cpu_s']:.0f} s CPU)", flush=True)
+            print(
+                f"{method} seed {seed} {r['precision']} cache_views={r['cache_views']}: {r['accuracy']:.2f}% "
+                f"({r['epochs']} epochs, {r['train_s']:.0f} s wall, {r['train_cpu_s']:.0f} s CPU)",
+                flush=True,
+            )
             with open(out, "w") as f:
-                json.dump({"machine": machine, "command": " ".join(sys.argv), "rows": rows,
-                           "summary": summary(rows)}, f, indent=2)
+                json.dump(
+                    {"machine": machine, "command": " ".join(sys.argv), "rows": rows, "summary": summary(rows)},
+                    f,
+                    indent=2,
+                )
     for s in summary(rows):
-        print(f"{s['precision']:>5} cache_views={s['cache_views']}: mean {s['mean_accuracy']:.2f}% {s['accuracy']} "
-              f"train {s['mean_train_s']:.0f} s wall, {s['mean_train_cpu_s']:.0f} s CPU")
+        print(
+            f"{s['precision']:>5} cache_views={s['cache_views']}: mean {s['mean_accuracy']:.2f}% {s['accuracy']} "
+            f"train {s['mean_train_s']:.0f} s wall, {s['mean_train_cpu_s']:.0f} s CPU"
+        )
     print(f"saved {out}")
 
 

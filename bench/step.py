@@ -8,6 +8,7 @@ Each (method, classes) runs in its own process, so its peak memory (max RSS on C
 on CUDA) is its own. Also measures the truncated text pass (cut after the longest EOT) against the
 full 77-token pass, side by side in one process. Prints a table and saves JSON (--out).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,12 +66,22 @@ def one(method: str, classes: int, batch: int, steps: int, device: str) -> dict:
             torch.cuda.synchronize()
         if n:  # the first step warms up
             times.append(time.perf_counter() - t0)
-    peak = (torch.cuda.max_memory_allocated() if dev.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    return {"method": method, "classes": classes, "batch": batch, "device": device,
-            "precision": "bf16 autocast" if dev.type == "cuda" else "fp32",
-            "step_s_median": statistics.median(times), "step_s": times, "peak_mem_mib": peak / 2**20,
-            "trainable": learner.num_trainable()}
+    peak = (
+        torch.cuda.max_memory_allocated()
+        if dev.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    )
+    return {
+        "method": method,
+        "classes": classes,
+        "batch": batch,
+        "device": device,
+        "precision": "bf16 autocast" if dev.type == "cuda" else "fp32",
+        "step_s_median": statistics.median(times),
+        "step_s": times,
+        "peak_mem_mib": peak / 2**20,
+        "trainable": learner.num_trainable(),
+    }
 
 
 def text_truncation(device: str, classes: int = 100, repeats: int = 3) -> dict:
@@ -101,8 +112,15 @@ def text_truncation(device: str, classes: int = 100, repeats: int = 3) -> dict:
                 timings[name].append(time.perf_counter() - t0)
         max_diff = float((cut() - full()).abs().max())
     c, f = statistics.median(timings["cut"]), statistics.median(timings["full"])
-    return {"classes": classes, "cut_length": int(eot.max()) + 1, "full_length": clip.context_length,
-            "cut_s": c, "full_s": f, "speedup": f / c, "max_abs_diff": max_diff}
+    return {
+        "classes": classes,
+        "cut_length": int(eot.max()) + 1,
+        "full_length": clip.context_length,
+        "cut_s": c,
+        "full_s": f,
+        "speedup": f / c,
+        "max_abs_diff": max_diff,
+    }
 
 
 def main() -> None:
@@ -131,23 +149,41 @@ def main() -> None:
     rows = []
     for method in methods:
         for classes in args.classes:
-            cmd = [sys.executable, __file__, "--one", method, str(classes), "--batch", str(args.batch),
-                   "--steps", str(args.steps), "--device", args.device]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--one",
+                method,
+                str(classes),
+                "--batch",
+                str(args.batch),
+                "--steps",
+                str(args.steps),
+                "--device",
+                args.device,
+            ]
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode:
                 rows.append({"method": method, "classes": classes, "error": done.stderr.strip().splitlines()[-1]})
             else:
                 rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
             r = rows[-1]
-            print(f"{method:>9} C={classes:<4} "
-                  + (f"step {r['step_s_median']:.2f} s  peak {r['peak_mem_mib']:.0f} MiB  "
-                                                   f"trainable {r['trainable']:,}" if "error" not in r else r["error"]),
-                  flush=True)
+            print(
+                f"{method:>9} C={classes:<4} "
+                + (
+                    f"step {r['step_s_median']:.2f} s  peak {r['peak_mem_mib']:.0f} MiB  trainable {r['trainable']:,}"
+                    if "error" not in r
+                    else r["error"]
+                ),
+                flush=True,
+            )
             save({"steps": rows})
     trunc = text_truncation(args.device)
-    print(f"text pass, 100 prompts: cut to {trunc['cut_length']} tokens {trunc['cut_s']:.2f} s vs "
-          f"{trunc['full_length']} tokens {trunc['full_s']:.2f} s → {trunc['speedup']:.1f}× faster "
-          f"(max |diff| {trunc['max_abs_diff']:.1e})")
+    print(
+        f"text pass, 100 prompts: cut to {trunc['cut_length']} tokens {trunc['cut_s']:.2f} s vs "
+        f"{trunc['full_length']} tokens {trunc['full_s']:.2f} s → {trunc['speedup']:.1f}× faster "
+        f"(max |diff| {trunc['max_abs_diff']:.1e})"
+    )
     save({"steps": rows, "text_truncation": trunc})
     print(f"saved {args.out}")
 

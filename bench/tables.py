@@ -6,15 +6,21 @@
 Step times are the process CPU seconds of one optimizer step at one thread (median), memory the peak
 RSS of the configuration's own process; ratios are between rows of the same run.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import os
 
-COLUMNS = (("reference", "reference"), ("plain", "plain (EOT cut)"), ("shared", "+ shared prefix"),
-           ("chunked", "+ chunks (default)"), ("nockpt", "chunks, no checkpoint"),
-           ("cached", "default + cached images"))
+COLUMNS = (
+    ("reference", "reference"),
+    ("plain", "plain (EOT cut)"),
+    ("shared", "+ shared prefix"),
+    ("chunked", "+ chunks (default)"),
+    ("nockpt", "chunks, no checkpoint"),
+    ("cached", "default + cached images"),
+)
 SHARED_MODES = ("shared", "chunked", "nockpt")
 
 
@@ -61,13 +67,17 @@ def prefix_table(data: dict, unit: str) -> str:
 
 def precision_table(data: dict) -> str:
     rows = {(r["method"], r["classes"], r["precision"]): r for r in data["rows"] if "error" not in r}
-    lines = ["| method | classes | fp32 step (CPU s) | bf16 autocast step (CPU s) | fp32 ÷ bf16 |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| method | classes | fp32 step (CPU s) | bf16 autocast step (CPU s) | fp32 ÷ bf16 |",
+        "|---|---|---|---|---|",
+    ]
     for method, classes in sorted({(m, c) for m, c, _ in rows}):
         a, b = rows.get((method, classes, "fp32")), rows.get((method, classes, "bf16"))
         if a and b:
-            lines.append(f"| {method} | {classes} | {a['cpu_s_median']:.2f} | {b['cpu_s_median']:.2f} | "
-                         f"{a['cpu_s_median'] / b['cpu_s_median']:.2f}× |")
+            lines.append(
+                f"| {method} | {classes} | {a['cpu_s_median']:.2f} | {b['cpu_s_median']:.2f} | "
+                f"{a['cpu_s_median'] / b['cpu_s_median']:.2f}× |"
+            )
     return "\n".join(lines)
 
 
@@ -77,8 +87,10 @@ def recipe_table(data: dict) -> str:
         name = f"cache_views={s['cache_views']}" if s["cache_views"] else s["precision"]
         if not s["cache_views"] and "cache" in data["command"]:
             name = "fresh augmentation (official)"
-        lines.append(f"| {name} | {', '.join(f'{a:.2f}' for a in s['accuracy'])} | {s['mean_accuracy']:.2f} | "
-                     f"{s['mean_train_cpu_s']:.0f} s |")
+        lines.append(
+            f"| {name} | {', '.join(f'{a:.2f}' for a in s['accuracy'])} | {s['mean_accuracy']:.2f} | "
+            f"{s['mean_train_cpu_s']:.0f} s |"
+        )
     return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ Each (method, batch, threads) runs in its own process; the settings are interlea
 so that a noisy neighbour slows all of them alike. Reports the median step time per setting and the
 ratio to one thread, measured side by side in this run. Prints a table and saves JSON (--out).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,14 +74,30 @@ def main() -> None:
     for m, b, t in settings:
         med = statistics.median(samples[(m, b, t)])
         base = statistics.median(samples[(m, b, args.threads[0])])
-        rows.append({"method": m, "batch": b, "threads": t, "step_ms_median": round(1000 * med, 2),
-                     f"ratio_to_{args.threads[0]}_thread": round(med / base, 3)})
+        rows.append(
+            {
+                "method": m,
+                "batch": b,
+                "threads": t,
+                "step_ms_median": round(1000 * med, 2),
+                f"ratio_to_{args.threads[0]}_thread": round(med / base, 3),
+            }
+        )
     print(f"{'method':8s} {'batch':>5s} {'threads':>7s} {'step ms':>8s} {'ratio':>6s}")
     for row in rows:
-        print(f"{row['method']:8s} {row['batch']:5d} {row['threads']:7d} {row['step_ms_median']:8.1f} "
-              f"{list(row.values())[-1]:6.2f}")
-    meta = {"cpu_count": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
-            "steps_per_process": args.steps, "rounds": args.rounds, "model": "toyclip", "classes": 12}
+        print(
+            f"{row['method']:8s} {row['batch']:5d} {row['threads']:7d} {row['step_ms_median']:8.1f} "
+            f"{list(row.values())[-1]:6.2f}"
+        )
+    meta = {
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "steps_per_process": args.steps,
+        "rounds": args.rounds,
+        "model": "toyclip",
+        "classes": 12,
+    }
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"meta": meta, "results": rows}, f, indent=1)

@@ -1,12 +1,13 @@
 """mmprompt_lab: multi-modal prompt learning on a frozen open_clip CLIP.
 
-    import mmprompt_lab as mpl
-    clip = mpl.load_clip("toyclip")
-    train = mpl.load_dataset("toyworld/shapes", split="train", shots=16, seed=1, subsample="base")
-    learner = mpl.create_learner("maple", clip, classnames=train.classnames)
-    history = mpl.fit(learner, train, epochs=5)
-    metrics = mpl.evaluate(learner, mpl.load_dataset("toyworld/shapes", split="test", subsample="base"))
+import mmprompt_lab as mpl
+clip = mpl.load_clip("toyclip")
+train = mpl.load_dataset("toyworld/shapes", split="train", shots=16, seed=1, subsample="base")
+learner = mpl.create_learner("maple", clip, classnames=train.classnames)
+history = mpl.fit(learner, train, epochs=5)
+metrics = mpl.evaluate(learner, mpl.load_dataset("toyworld/shapes", split="test", subsample="base"))
 """
+
 from .backbone import FrozenCLIP, load_clip
 from . import toyclip  # noqa: F401,E402  (registers the "toyclip" model source)
 from .data import list_datasets, load_dataset
@@ -17,9 +18,24 @@ from .protocols import predict
 from .settings import notebook_settings
 
 __version__ = "0.1.0"
-__all__ = ["FrozenCLIP", "base_novel", "create_learner", "evaluate", "fit", "harmonic_mean", "list_datasets",
-           "list_learners", "list_models", "load_clip", "load_dataset", "load_learner", "notebook_settings", "predict",
-           "register_model_source", "save_learner"]
+__all__ = [
+    "FrozenCLIP",
+    "base_novel",
+    "create_learner",
+    "evaluate",
+    "fit",
+    "harmonic_mean",
+    "list_datasets",
+    "list_learners",
+    "list_models",
+    "load_clip",
+    "load_dataset",
+    "load_learner",
+    "notebook_settings",
+    "predict",
+    "register_model_source",
+    "save_learner",
+]
 
 
 def __getattr__(name: str):

@@ -12,6 +12,7 @@ across both — without forking the model.
     x, v = clip.run(x, v, hook, text_mask=mask)                        # hook(i, x, v) -> (x, v)
     logits = clip.logit_scale * norm(clip.pool_image(v)) @ norm(clip.pool_text(x, eot)).T
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,8 +41,18 @@ class FrozenCLIP(nn.Module):
     → (3, H, W) tensor), as open_clip's `create_model_and_transforms` returns them.
     """
 
-    def __init__(self, model: nn.Module, tokenizer, name: str, pretrained: str | None = None,
-                 mean=OPENAI_MEAN, std=OPENAI_STD, *, augment: str = "official", precision: str = "fp32"):
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer,
+        name: str,
+        pretrained: str | None = None,
+        mean=OPENAI_MEAN,
+        std=OPENAI_STD,
+        *,
+        augment: str = "official",
+        precision: str = "fp32",
+    ):
         super().__init__()
         self.model = model
         self.tokenizer = tokenizer
@@ -125,8 +136,10 @@ class FrozenCLIP(nn.Module):
         needed = ("conv1", "class_embedding", "positional_embedding", "ln_pre", "transformer", "ln_post")
         missing = [a for a in needed if not hasattr(vis, a)]
         if missing:
-            raise ValueError(f"vision tower {type(vis).__name__} is not an open_clip VisionTransformer "
-                             f"(missing {missing}); prompt learning needs a ViT image tower")
+            raise ValueError(
+                f"vision tower {type(vis).__name__} is not an open_clip VisionTransformer "
+                f"(missing {missing}); prompt learning needs a ViT image tower"
+            )
         if getattr(vis, "attn_pool", None) is not None or getattr(vis, "pool_type", "tok") != "tok":
             raise ValueError("only class-token pooled ViTs are supported (pool_type='tok', no attn_pool)")
         size = vis.image_size
@@ -136,30 +149,41 @@ class FrozenCLIP(nn.Module):
         needed = ("token_embedding", "positional_embedding", "transformer", "ln_final", "text_projection")
         missing = [a for a in needed if not hasattr(text, a)]
         if missing:
-            raise ValueError(f"text tower {type(text).__name__} is not an open_clip TextTransformer (missing "
-                             f"{missing}); prompt learning needs CLIP's own text transformer")
+            raise ValueError(
+                f"text tower {type(text).__name__} is not an open_clip TextTransformer (missing "
+                f"{missing}); prompt learning needs CLIP's own text transformer"
+            )
         pool = getattr(text, "text_pool_type", getattr(text, "pool_type", "argmax"))
         if pool != "argmax":
             raise ValueError(f"text pooling {pool!r} is not supported; CLIP text towers pool at EOT (argmax)")
         if getattr(text, "cls_emb", None) is not None:
-            raise ValueError("the text tower pools a class token appended after the text (CoCa), not EOT; "
-                             "prompt learning needs CLIP's EOT-pooled text tower")
+            raise ValueError(
+                "the text tower pools a class token appended after the text (CoCa), not EOT; "
+                "prompt learning needs CLIP's EOT-pooled text tower"
+            )
         if getattr(text, "attn_mask", None) is None:
-            raise ValueError("the text tower is not causal (no attention mask); prompt learning needs CLIP's "
-                             "causal text transformer")
+            raise ValueError(
+                "the text tower is not causal (no attention mask); prompt learning needs CLIP's causal text transformer"
+            )
         if not isinstance(text.text_projection, (nn.Parameter, nn.Linear)):
-            raise ValueError(f"text projection {type(text.text_projection).__name__} is not supported (a "
-                             "projection matrix or nn.Linear is)")
+            raise ValueError(
+                f"text projection {type(text.text_projection).__name__} is not supported (a "
+                "projection matrix or nn.Linear is)"
+            )
         from open_clip.transformer import ResidualAttentionBlock
 
         for tower, blocks in (("text", text.transformer.resblocks), ("vision", vis.transformer.resblocks)):
             if not all(type(b) is ResidualAttentionBlock for b in blocks):
-                raise ValueError(f"the {tower} tower uses {type(blocks[0]).__name__} blocks; the prompted "
-                                 "forward needs open_clip's standard ResidualAttentionBlock")
+                raise ValueError(
+                    f"the {tower} tower uses {type(blocks[0]).__name__} blocks; the prompted "
+                    "forward needs open_clip's standard ResidualAttentionBlock"
+                )
         tok = self.tokenizer
         if tok is not None and not all(hasattr(tok, a) for a in ("encode", "sot_token_id", "eot_token_id")):
-            raise ValueError(f"tokenizer {type(tok).__name__} is not supported; learned context slots need "
-                             "open_clip's SimpleTokenizer (CLIP's BPE)")
+            raise ValueError(
+                f"tokenizer {type(tok).__name__} is not supported; learned context slots need "
+                "open_clip's SimpleTokenizer (CLIP's BPE)"
+            )
 
     # ------------------------------------------------------------------ text tower
     def tokenize(self, texts: list[str]) -> Tensor:
@@ -167,8 +191,9 @@ class FrozenCLIP(nn.Module):
         ids = [self.tokenizer.encode(t) for t in texts]
         for text, tok in zip(texts, ids, strict=True):
             if len(tok) + 2 > self.context_length:
-                raise ValueError(f"prompt {text!r} has {len(tok) + 2} tokens; this model's context "
-                                 f"length is {self.context_length}")
+                raise ValueError(
+                    f"prompt {text!r} has {len(tok) + 2} tokens; this model's context length is {self.context_length}"
+                )
         return self.tokenizer(texts, context_length=self.context_length)
 
     def token_embedding(self, tokens: Tensor) -> Tensor:
@@ -203,9 +228,11 @@ class FrozenCLIP(nn.Module):
     def embed_image(self, images: Tensor) -> Tensor:
         """(B, 3, H, W) preprocessed images → (B, 1+P, Dv) tokens with positions, *before* `ln_pre`."""
         if images.ndim != 4 or images.shape[1] != 3 or images.shape[-2:] != (self.image_size,) * 2:
-            raise ValueError(f"expected images of shape (B, 3, {self.image_size}, {self.image_size}) for "
-                             f"{self.id}, got {tuple(images.shape)}; use the model's preprocessing "
-                             "(mmprompt_lab.transforms)")
+            raise ValueError(
+                f"expected images of shape (B, 3, {self.image_size}, {self.image_size}) for "
+                f"{self.id}, got {tuple(images.shape)}; use the model's preprocessing "
+                "(mmprompt_lab.transforms)"
+            )
         vis = self.visual
         x = vis.conv1(images.to(device=self.device))  # (B, Dv, g, g)
         x = x.flatten(2).transpose(1, 2)  # (B, P, Dv)
@@ -226,8 +253,14 @@ class FrozenCLIP(nn.Module):
         return self.pool_image(v)
 
     # ------------------------------------------------------------------ the lockstep runner
-    def run(self, text_x: Tensor | None, vision_x: Tensor | None, hook: LayerHook | None = None,
-            text_mask: Tensor | None = None, attention: dict | None = None):
+    def run(
+        self,
+        text_x: Tensor | None,
+        vision_x: Tensor | None,
+        hook: LayerHook | None = None,
+        text_mask: Tensor | None = None,
+        attention: dict | None = None,
+    ):
         """Step both towers block by block; `hook(i, text_x, vision_x)` runs before block i.
 
         text_x (N, L', Dt) from `start_text` (or None), vision_x (B, T, Dv) after `ln_pre` (or None).
@@ -245,8 +278,9 @@ class FrozenCLIP(nn.Module):
         return text_x, vision_x
 
 
-def _step(block: nn.Module, x: Tensor, mask: Tensor | None, tower: nn.Module, attention: dict | None,
-          key: str) -> Tensor:
+def _step(
+    block: nn.Module, x: Tensor, mask: Tensor | None, tower: nn.Module, attention: dict | None, key: str
+) -> Tensor:
     """One open_clip residual block on batch-first x, optionally recording its attention weights."""
     batch_first = getattr(tower, "batch_first", True)
     x = x if batch_first else x.transpose(0, 1)
@@ -261,8 +295,15 @@ def _step(block: nn.Module, x: Tensor, mask: Tensor | None, tower: nn.Module, at
 
 
 # ---------------------------------------------------------------------- loading
-def load_clip(name: str = "toyclip", pretrained: str | bool | None = None, device: str | None = None,
-              precision: str = "fp32", *, download: bool | None = None, threads: int | None = None) -> FrozenCLIP:
+def load_clip(
+    name: str = "toyclip",
+    pretrained: str | bool | None = None,
+    device: str | None = None,
+    precision: str = "fp32",
+    *,
+    download: bool | None = None,
+    threads: int | None = None,
+) -> FrozenCLIP:
     """Load a frozen CLIP from a registered model source ("toyclip") or open_clip.
 
     Args:
@@ -291,8 +332,16 @@ def load_clip(name: str = "toyclip", pretrained: str | bool | None = None, devic
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     configure_threads(threads, name, device)
     loaded = get_model_source(name).load(name, pretrained, precision, allow_download(download))
-    clip = FrozenCLIP(loaded.model, loaded.tokenizer, loaded.name, loaded.pretrained, loaded.mean, loaded.std,
-                      augment=loaded.augment, precision=precision)
+    clip = FrozenCLIP(
+        loaded.model,
+        loaded.tokenizer,
+        loaded.name,
+        loaded.pretrained,
+        loaded.mean,
+        loaded.std,
+        augment=loaded.augment,
+        precision=precision,
+    )
     return clip.to(device)
 
 

@@ -9,6 +9,7 @@ Trainable-parameter counts at ViT-B/16 need a 150 M-parameter model, so they are
 `learners/parameter_counts.json` by `write_parameter_counts()` (a test checks the file against live
 counts); ToyCLIP counts are computed live.
 """
+
 from __future__ import annotations
 
 import platform
@@ -58,9 +59,15 @@ def write_parameter_counts(path: str | Path = COUNTS_PATH, clip=None) -> Path:
     from .io import write_json
 
     clip = clip or load_clip(COUNTS_BACKBONE, pretrained=None, device="cpu")
-    return write_json(path, {"backbone": f"{clip.id} (random weights)", "classnames": list(COUNT_CLASSNAMES),
-                             "written_by": "mmprompt_lab.catalog.write_parameter_counts",
-                             "counts": parameter_counts(clip)})
+    return write_json(
+        path,
+        {
+            "backbone": f"{clip.id} (random weights)",
+            "classnames": list(COUNT_CLASSNAMES),
+            "written_by": "mmprompt_lab.catalog.write_parameter_counts",
+            "counts": parameter_counts(clip),
+        },
+    )
 
 
 def read_parameter_counts(path: str | Path = COUNTS_PATH) -> dict[str, int]:
@@ -79,8 +86,8 @@ def method_paper(name: str) -> str:
     depth = 0
     for i, ch in enumerate(text):  # up to the first closing parenthesis at top level: name (authors, venue)
         depth += (ch == "(") - (ch == ")")
-        if (ch == ")" and depth == 0) or (ch == "." and depth == 0 and text[i + 1:i + 2] in ("", " ")):
-            text = text[:i + (ch == ")")]
+        if (ch == ")" and depth == 0) or (ch == "." and depth == 0 and text[i + 1 : i + 2] in ("", " ")):
+            text = text[: i + (ch == ")")]
             break
     text = re.sub(r"[;,] (official|released) code[^)]*", "", text)  # code pointers live in the docstring
     return text.split(" — ", 1)[-1]
@@ -93,8 +100,10 @@ def methods_table(toyclip=None) -> str:
 
     toyclip = toyclip or load_clip("toyclip", device="cpu")
     vit, toy = read_parameter_counts(), parameter_counts(toyclip)
-    rows = [[name, method_paper(name), f"{vit[name]:,}" if name in vit else "? (write_parameter_counts)",
-             f"{toy[name]:,}"] for name in list_learners()]
+    rows = [
+        [name, method_paper(name), f"{vit[name]:,}" if name in vit else "? (write_parameter_counts)", f"{toy[name]:,}"]
+        for name in list_learners()
+    ]
     return format_table(["method", "paper", "trainable @ ViT-B/16", "trainable @ ToyCLIP"], rows)
 
 
@@ -143,12 +152,16 @@ def list_tables(toyclip=None) -> str:
     """The methods, datasets and models tables, each under a heading (`mmprompt-lab list`)."""
     from .models import hf_cache_dir
 
-    return "\n\n".join([
-        "Methods\n\n" + methods_table(toyclip),
-        "Datasets\n\n" + datasets_table(),
-        "Models (prompt-tunable; `cached` = weights in the local cache, " + str(hf_cache_dir()) +
-        "; others need load_clip(..., download=True) once)\n\n" + models_table(),
-    ])
+    return "\n\n".join(
+        [
+            "Methods\n\n" + methods_table(toyclip),
+            "Datasets\n\n" + datasets_table(),
+            "Models (prompt-tunable; `cached` = weights in the local cache, "
+            + str(hf_cache_dir())
+            + "; others need load_clip(..., download=True) once)\n\n"
+            + models_table(),
+        ]
+    )
 
 
 def version_text() -> str:
@@ -158,5 +171,7 @@ def version_text() -> str:
 
     from . import __version__
 
-    return (f"mmprompt_lab {__version__} (torch {torch.__version__}, open_clip {open_clip.__version__}, "
-            f"Python {platform.python_version()})")
+    return (
+        f"mmprompt_lab {__version__} (torch {torch.__version__}, open_clip {open_clip.__version__}, "
+        f"Python {platform.python_version()})"
+    )

@@ -1,10 +1,11 @@
 """`mmprompt-lab`: a thin shell over the functions the notebooks call.
 
-    mmprompt-lab tune --method maple                       # ToyCLIP on toyworld/polygons, CPU-sized
-    mmprompt-lab tune --method coop --dataset dtd --root ~/data --model ViT-B-16 --pretrained openai
-    mmprompt-lab eval --checkpoint runs/maple-toyworld_shapes-seed1
-    mmprompt-lab list
+mmprompt-lab tune --method maple                       # ToyCLIP on toyworld/polygons, CPU-sized
+mmprompt-lab tune --method coop --dataset dtd --root ~/data --model ViT-B-16 --pretrained openai
+mmprompt-lab eval --checkpoint runs/maple-toyworld_shapes-seed1
+mmprompt-lab list
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,18 +19,27 @@ from .io import dumps
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="toyclip",
-                   help="'toyclip' (default, embedded) or an open_clip name, e.g. ViT-B-16")
-    p.add_argument("--pretrained", default=None,
-                   help="open_clip tag (e.g. openai, from the local cache) or a weights file")
+    p.add_argument(
+        "--model", default="toyclip", help="'toyclip' (default, embedded) or an open_clip name, e.g. ViT-B-16"
+    )
+    p.add_argument(
+        "--pretrained", default=None, help="open_clip tag (e.g. openai, from the local cache) or a weights file"
+    )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda if available)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads (default: 1 for toyclip — its ops are tiny and extra threads stall "
-                        "on a busy CPU; torch's default otherwise)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads (default: 1 for toyclip — its ops are tiny and extra threads stall "
+        "on a busy CPU; torch's default otherwise)",
+    )
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    p.add_argument("--download", action="store_true", help="allow downloading real weights that are not in the "
-                   "local cache (default: offline, the cache only)")
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="allow downloading real weights that are not in the local cache (default: offline, the cache only)",
+    )
 
 
 def _add_data_args(p: argparse.ArgumentParser, default: str | None) -> None:
@@ -69,14 +79,25 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--accumulate", type=int, default=1, help="gradient accumulation steps")
     t.add_argument("--seed", type=int, default=1)
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="learner option, e.g. --set n_ctx=4")
-    t.add_argument("--preset", default=None, metavar="NAME", help="a named recipe of the method instead of its "
-                   "official default, e.g. maple's 'transfer' (cross-dataset / domain generalisation: depth 3, "
-                   "2 epochs, lr 0.0026); --epochs/--lr/--batch-size/--set still override it")
-    t.add_argument("--out", default=None, help="output folder (default: a fresh runs/<method>-<dataset>-seed<seed>, "
-                   "numbered -2, -3, … when taken)")
+    t.add_argument(
+        "--preset",
+        default=None,
+        metavar="NAME",
+        help="a named recipe of the method instead of its "
+        "official default, e.g. maple's 'transfer' (cross-dataset / domain generalisation: depth 3, "
+        "2 epochs, lr 0.0026); --epochs/--lr/--batch-size/--set still override it",
+    )
+    t.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default: a fresh runs/<method>-<dataset>-seed<seed>, numbered -2, -3, … when taken)",
+    )
     t.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
-    t.add_argument("--resume", action="store_true", help="continue the interrupted run of this command from its "
-                   "last finished epoch (same settings required)")
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run of this command from its last finished epoch (same settings required)",
+    )
     t.add_argument("--no-zeroshot", action="store_true", help="skip the zero-shot reference evaluation")
     t.add_argument("--no-progress", action="store_true")
     _add_model_args(t)
@@ -128,10 +149,22 @@ def cmd_tune(args) -> int:
 
     options = parse_options(args.set)
     get_learner_class(args.method).config_class.from_overrides(**options)  # bad options fail before any work
-    spec = ExperimentSpec(args.method, args.dataset, shots=args.shots or None, seed=args.seed, base2new=args.base2new,
-                          epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, accumulate=args.accumulate,
-                          options=options, root=args.root, zeroshot_reference=not args.no_zeroshot,
-                          precision=args.precision, preset=args.preset)
+    spec = ExperimentSpec(
+        args.method,
+        args.dataset,
+        shots=args.shots or None,
+        seed=args.seed,
+        base2new=args.base2new,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        accumulate=args.accumulate,
+        options=options,
+        root=args.root,
+        zeroshot_reference=not args.no_zeroshot,
+        precision=args.precision,
+        preset=args.preset,
+    )
     if args.out:
         run = RunFolder.open(args.out, overwrite=args.overwrite, resume=args.resume)
     else:
@@ -146,28 +179,52 @@ def cmd_tune(args) -> int:
         if run.resumed:
             say(f"resuming the interrupted run in {run.work}")
         try:
-            result = run_experiment(spec, clip, device=args.device, progress=not args.no_progress,
-                                    on_epoch_end=None if args.json else _print_epoch,
-                                    checkpoint_dir=run.work)
+            result = run_experiment(
+                spec,
+                clip,
+                device=args.device,
+                progress=not args.no_progress,
+                on_epoch_end=None if args.json else _print_epoch,
+                checkpoint_dir=run.work,
+            )
         except KeyboardInterrupt:
             again = " ".join(["mmprompt-lab", *args.argv] + ([] if args.out else ["--out", str(run.final)]))
-            print(f"\ninterrupted: the finished epochs are kept in {run.work}; continue with: {again} --resume",
-                  file=sys.stderr)
+            print(
+                f"\ninterrupted: the finished epochs are kept in {run.work}; continue with: {again} --resume",
+                file=sys.stderr,
+            )
             return 130
         learner, history = result.learner, result.history
-        metrics = {**result.metrics, "method": learner.name, "dataset": spec.dataset, "shots": spec.shots,
-                   "shots_used": result.train.info.get("shots_used", spec.shots), "seed": spec.seed,
-                   "backbone": clip.id, "trainable_parameters": learner.num_trainable(),
-                   "n_train": len(result.train), "n_test": {k: len(ds) for k, ds in result.tests.items()},
-                   "final_loss": history.epoch_loss[-1] if history else None, "notes": result.notes,
-                   "per_class_accuracy": result.evaluations[next(iter(result.tests))]["per_class_accuracy"]}
-        data = {"dataset": spec.dataset, "root": spec.root, "shots": spec.shots, "seed": spec.seed,
-                "base2new": spec.base2new}
-        save_learner(learner, run.work, extra={"data": data, "spec": record,
-                                               "history": history.to_dict() if history else None})
+        metrics = {
+            **result.metrics,
+            "method": learner.name,
+            "dataset": spec.dataset,
+            "shots": spec.shots,
+            "shots_used": result.train.info.get("shots_used", spec.shots),
+            "seed": spec.seed,
+            "backbone": clip.id,
+            "trainable_parameters": learner.num_trainable(),
+            "n_train": len(result.train),
+            "n_test": {k: len(ds) for k, ds in result.tests.items()},
+            "final_loss": history.epoch_loss[-1] if history else None,
+            "notes": result.notes,
+            "per_class_accuracy": result.evaluations[next(iter(result.tests))]["per_class_accuracy"],
+        }
+        data = {
+            "dataset": spec.dataset,
+            "root": spec.root,
+            "shots": spec.shots,
+            "seed": spec.seed,
+            "base2new": spec.base2new,
+        }
+        save_learner(
+            learner, run.work, extra={"data": data, "spec": record, "history": history.to_dict() if history else None}
+        )
         write_json(run.work / "metrics.json", metrics)
-        write_json(run.work / "run_info.json", {"train_seconds": result.train_seconds, "command": args.argv,
-                                                "environment": _environment(clip)})
+        write_json(
+            run.work / "run_info.json",
+            {"train_seconds": result.train_seconds, "command": args.argv, "environment": _environment(clip)},
+        )
         out = run.commit()
     if args.json:
         print(dumps(metrics))
@@ -178,8 +235,10 @@ def cmd_tune(args) -> int:
 
 def _print_epoch(state) -> None:
     h = state.history
-    print(f"  epoch {state.epoch + 1}/{state.epochs}  loss {h.epoch_loss[-1]:.4f}  train accuracy "
-          f"{h.epoch_accuracy[-1]:5.1f} %  lr {h.lr[-1]:.3g}")
+    print(
+        f"  epoch {state.epoch + 1}/{state.epochs}  loss {h.epoch_loss[-1]:.4f}  train accuracy "
+        f"{h.epoch_accuracy[-1]:5.1f} %  lr {h.lr[-1]:.3g}"
+    )
 
 
 def _environment(clip) -> dict:
@@ -193,7 +252,7 @@ def _print_summary(result, metrics: dict, out: Path) -> None:
     what = f"{len(result.train)} training images ({spec.shots or 'all'} per class, seed {spec.seed})"
     print(f"{result.learner.name} on {spec.dataset}: {what}, {result.train_seconds:.1f} s of training")
     zs = spec.zeroshot_reference and result.learner.name != "zeroshot"
-    for key in (("base", "novel", "hm") if spec.base2new else ("accuracy",)):
+    for key in ("base", "novel", "hm") if spec.base2new else ("accuracy",):
         label = {"accuracy": "accuracy", "base": "base", "novel": "novel", "hm": "harmonic mean"}[key]
         images = f" on {n[key if key != 'accuracy' else 'all']} test images" if key != "hm" else ""
         line = f"  {label:<14}{metrics[key]:6.2f} %{images}"
@@ -204,8 +263,10 @@ def _print_summary(result, metrics: dict, out: Path) -> None:
     for note in result.notes:
         print(f"  note: {note}")
     print(f"written to {out}/: {', '.join(sorted(p.name for p in out.iterdir()))}")
-    print(f"next: mmprompt-lab eval --checkpoint {out}    or    mmprompt-lab predict --checkpoint {out} IMAGE… "
-          "(a closed set: it ranks only the tuned class names)")
+    print(
+        f"next: mmprompt-lab eval --checkpoint {out}    or    mmprompt-lab predict --checkpoint {out} IMAGE… "
+        "(a closed set: it ranks only the tuned class names)"
+    )
 
 
 def cmd_eval(args) -> int:
@@ -223,22 +284,37 @@ def cmd_eval(args) -> int:
     root = args.root or data.get("root")
     base2new = args.subsample is None and bool(data.get("base2new")) and not args.dataset
     subsample = args.subsample or "all"
-    spec = ExperimentSpec(card["method"], dataset, shots=None, seed=data.get("seed", 1), base2new=base2new,
-                          root=root, zeroshot_reference=False, precision=args.precision,
-                          options={"templates": card["config"]["templates"]} if "templates" in card["config"] else {})
+    spec = ExperimentSpec(
+        card["method"],
+        dataset,
+        shots=None,
+        seed=data.get("seed", 1),
+        base2new=base2new,
+        root=root,
+        zeroshot_reference=False,
+        precision=args.precision,
+        options={"templates": card["config"]["templates"]} if "templates" in card["config"] else {},
+    )
     learner = load_learner(args.checkpoint, device=args.device, download=args.download or None)
     tests = _eval_sets(spec, args.split, subsample)
     tuned_subsample = "base" if data.get("base2new") else "all"
     if base2new or (dataset == data.get("dataset") and subsample == tuned_subsample):  # the tuned classes
         tuned = tests["base" if base2new else "all"]
         if list(tuned.classnames) != list(card["classnames"]):
-            raise ValueError(f"{dataset} ({tuned_subsample} classes) now has the classes {tuned.classnames[:4]}…, but "
-                             f"the checkpoint was tuned on {card['classnames'][:4]}…: the data has changed (check "
-                             "--root), or pass --dataset/--subsample to evaluate other classes on purpose")
+            raise ValueError(
+                f"{dataset} ({tuned_subsample} classes) now has the classes {tuned.classnames[:4]}…, but "
+                f"the checkpoint was tuned on {card['classnames'][:4]}…: the data has changed (check "
+                "--root), or pass --dataset/--subsample to evaluate other classes on purpose"
+            )
     metrics, evals = score(learner, tests, spec, device=args.device)
-    metrics |= {"method": card["method"], "dataset": dataset, "split": args.split,
-                "n_test": {k: len(ds) for k, ds in tests.items()}, "checkpoint": str(args.checkpoint),
-                "per_class_accuracy": evals[next(iter(tests))]["per_class_accuracy"]}
+    metrics |= {
+        "method": card["method"],
+        "dataset": dataset,
+        "split": args.split,
+        "n_test": {k: len(ds) for k, ds in tests.items()},
+        "checkpoint": str(args.checkpoint),
+        "per_class_accuracy": evals[next(iter(tests))]["per_class_accuracy"],
+    }
     out = Path(args.out or Path(args.checkpoint) / "eval")
     write_json(out / "metrics.json", metrics)
     if args.json:
@@ -246,11 +322,15 @@ def cmd_eval(args) -> int:
         return 0
     n = metrics["n_test"]
     if base2new:
-        print(f"{card['method']} on {dataset} ({args.split}): base {metrics['base']:.2f} % ({n['base']} images), "
-              f"novel {metrics['novel']:.2f} % ({n['novel']} images), harmonic mean {metrics['hm']:.2f} %")
+        print(
+            f"{card['method']} on {dataset} ({args.split}): base {metrics['base']:.2f} % ({n['base']} images), "
+            f"novel {metrics['novel']:.2f} % ({n['novel']} images), harmonic mean {metrics['hm']:.2f} %"
+        )
     else:
-        print(f"{card['method']} on {dataset} ({args.split}, {subsample} classes): accuracy "
-              f"{metrics['accuracy']:.2f} % on {n['all']} images")
+        print(
+            f"{card['method']} on {dataset} ({args.split}, {subsample} classes): accuracy "
+            f"{metrics['accuracy']:.2f} % on {n['all']} images"
+        )
     print(f"written: {out / 'metrics.json'}")
     return 0
 
@@ -274,8 +354,9 @@ def cmd_list(args) -> int:
 def cmd_pretrain(args) -> int:
     from .toyclip import export_weights, pretrain, write_train_log
 
-    history = pretrain(args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                       threads=args.threads)
+    history = pretrain(
+        args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, threads=args.threads
+    )
     if history:
         print(f"step {history[-1]['step']}: loss {history[-1]['loss']:.4f}")
     if args.export:
@@ -294,8 +375,7 @@ def cmd_notebooks(args) -> int:
     return 0
 
 
-COMMANDS = {"tune": cmd_tune, "eval": cmd_eval, "list": cmd_list, "pretrain": cmd_pretrain,
-            "notebooks": cmd_notebooks}
+COMMANDS = {"tune": cmd_tune, "eval": cmd_eval, "list": cmd_list, "pretrain": cmd_pretrain, "notebooks": cmd_notebooks}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,7 @@ are named with a close match, and values are converted to each field's declared 
     build_config(CoOpConfig, {"csc": "yes"})                          # bool True
     build_config(CoOpConfig, {"n_ctx": "four"})  → ValueError: CoOpConfig.n_ctx expects an integer …
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -17,6 +17,7 @@ Rules written once, here:
   templates were given as options;
 - the harmonic mean comes from `engine.base_novel`; the test cap from `ImageDataset.first_per_class`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -63,8 +64,10 @@ class ExperimentSpec:
     def __post_init__(self):
         object.__setattr__(self, "method", get_learner_class(self.method).name)  # validates, "VPT" → "vpt"
         if self.shots is not None and (not isinstance(self.shots, int) or self.shots < 1):
-            raise ValueError(f"shots must be an integer ≥ 1, or None for all images; got {self.shots!r} "
-                             "(zero-shot CLIP is the method 'zeroshot', not 0 shots)")
+            raise ValueError(
+                f"shots must be an integer ≥ 1, or None for all images; got {self.shots!r} "
+                "(zero-shot CLIP is the method 'zeroshot', not 0 shots)"
+            )
         check_recipe(self.epochs, self.batch_size, self.lr, self.accumulate)  # None = the preset
         if self.preset is not None:
             get_learner_class(self.method).named_preset(self.preset)  # an unknown name lists the method's presets
@@ -122,8 +125,11 @@ class ExperimentResult:
         return self.tests["base" if self.spec.base2new else "all"]
 
     def row(self) -> dict:
-        return {"method": self.method, "suite": self.suite,
-                **{k: round(v, 2) for k, v in self.metrics.items() if not k.startswith("zeroshot_")}}
+        return {
+            "method": self.method,
+            "suite": self.suite,
+            **{k: round(v, 2) for k, v in self.metrics.items() if not k.startswith("zeroshot_")},
+        }
 
 
 # ----------------------------------------------------------------------------- the pieces
@@ -170,24 +176,31 @@ def fit_settings(spec: ExperimentSpec) -> dict:
     """{"epochs", "lr", "batch_size"} for `fit`: the spec's own values, else its named preset's, else None
     (= the method's official preset, `learner.preset`)."""
     train = get_learner_class(spec.method).named_preset(spec.preset).train if spec.preset else None
-    return {key: getattr(spec, key) if getattr(spec, key) is not None else getattr(train, key, None)
-            for key in ("epochs", "lr", "batch_size")}
+    return {
+        key: getattr(spec, key) if getattr(spec, key) is not None else getattr(train, key, None)
+        for key in ("epochs", "lr", "batch_size")
+    }
 
 
 def load_train(spec: ExperimentSpec) -> ImageDataset:
     """The training selection of a spec (shots of its classes, drawn with its seed)."""
-    return load_dataset(spec.dataset, split="train", root=spec.root, shots=spec.shots, seed=spec.seed,
-                        subsample=spec.subsample)
+    return load_dataset(
+        spec.dataset, split="train", root=spec.root, shots=spec.shots, seed=spec.seed, subsample=spec.subsample
+    )
 
 
 def test_sets(spec: ExperimentSpec) -> dict[str, ImageDataset]:
     """The test selections a spec is scored on, each capped at `test_per_class` images per class."""
+
     def test(name: str, subsample: str) -> ImageDataset:
         ds = load_dataset(name, split="test", root=spec.root, seed=spec.seed, subsample=subsample)
         return ds.first_per_class(spec.test_per_class)
 
-    sets = ({"base": test(spec.dataset, "base"), "novel": test(spec.dataset, "novel")} if spec.base2new
-            else {"all": test(spec.dataset, "all")})
+    sets = (
+        {"base": test(spec.dataset, "base"), "novel": test(spec.dataset, "novel")}
+        if spec.base2new
+        else {"all": test(spec.dataset, "all")}
+    )
     for name in spec.shifted:
         sets[short_name(name)] = test(name, spec.subsample)
     return sets
@@ -204,10 +217,18 @@ def build_learner(spec: ExperimentSpec, clip: FrozenCLIP, train: ImageDataset) -
     return create_learner(spec.method, clip, train.classnames, seed=spec.seed, **options)
 
 
-def train_learner(spec: ExperimentSpec, clip: FrozenCLIP, *, device: str | None = None, progress: bool = False,
-                  on_step: Callable | None = None, on_epoch_end: Callable | None = None,
-                  checkpoint_dir: str | Path | None = None, train: ImageDataset | None = None,
-                  learner: PromptLearner | None = None) -> tuple[PromptLearner, History | None, ImageDataset, float]:
+def train_learner(
+    spec: ExperimentSpec,
+    clip: FrozenCLIP,
+    *,
+    device: str | None = None,
+    progress: bool = False,
+    on_step: Callable | None = None,
+    on_epoch_end: Callable | None = None,
+    checkpoint_dir: str | Path | None = None,
+    train: ImageDataset | None = None,
+    learner: PromptLearner | None = None,
+) -> tuple[PromptLearner, History | None, ImageDataset, float]:
     """Seed, build and fit the learner of `spec` → (learner, history or None, training set, seconds).
 
     Learners without trainable parameters (zero-shot) are built and returned untrained.
@@ -220,9 +241,19 @@ def train_learner(spec: ExperimentSpec, clip: FrozenCLIP, *, device: str | None 
     if not learner.num_trainable():
         return learner, None, train, 0.0
     t0 = time.perf_counter()
-    history = fit(learner, train, **fit_settings(spec), seed=spec.seed,
-                  accumulate=spec.accumulate, device=device, precision=spec.precision, progress=progress,
-                  on_step=on_step, on_epoch_end=on_epoch_end, checkpoint_dir=checkpoint_dir)
+    history = fit(
+        learner,
+        train,
+        **fit_settings(spec),
+        seed=spec.seed,
+        accumulate=spec.accumulate,
+        device=device,
+        precision=spec.precision,
+        progress=progress,
+        on_step=on_step,
+        on_epoch_end=on_epoch_end,
+        checkpoint_dir=checkpoint_dir,
+    )
     return learner, history, train, time.perf_counter() - t0
 
 
@@ -233,18 +264,22 @@ def scorer_for(learner: PromptLearner, dataset: ImageDataset, spec: ExperimentSp
     own = learner.config.to_dict()
     if not template or set(template) & set(spec.options) or all(own[k] == v for k, v in template.items()):
         return learner  # no hand template, templates given explicitly, or already the dataset's own
-    scorer = create_learner(learner.name, learner.clip, learner.classnames, seed=0,
-                            **{**learner.config.to_dict(), **template})
+    scorer = create_learner(
+        learner.name, learner.clip, learner.classnames, seed=0, **{**learner.config.to_dict(), **template}
+    )
     scorer.load_learner_state_dict(learner.learner_state_dict())  # the trained prompts, not a fresh init
     return scorer
 
 
-def score(learner: PromptLearner, tests: dict[str, ImageDataset], spec: ExperimentSpec, *,
-          device: str | None = None) -> tuple[dict, dict[str, dict]]:
+def score(
+    learner: PromptLearner, tests: dict[str, ImageDataset], spec: ExperimentSpec, *, device: str | None = None
+) -> tuple[dict, dict[str, dict]]:
     """Evaluate on each test set → (metrics, full evaluations). Metrics: "accuracy" (the in-domain
     set), "base"/"novel"/"hm" under base-to-novel, and one accuracy per shifted suite."""
-    evals = {key: evaluate(scorer_for(learner, ds, spec), ds, device=device, precision=spec.precision)
-             for key, ds in tests.items()}
+    evals = {
+        key: evaluate(scorer_for(learner, ds, spec), ds, device=device, precision=spec.precision)
+        for key, ds in tests.items()
+    }
     if "base" in evals:
         metrics = {"accuracy": evals["base"]["accuracy"], **base_novel(evals["base"], evals["novel"])}
     else:
@@ -253,8 +288,9 @@ def score(learner: PromptLearner, tests: dict[str, ImageDataset], spec: Experime
     return metrics, evals
 
 
-def zero_shot_metrics(spec: ExperimentSpec, clip: FrozenCLIP, tests: dict[str, ImageDataset] | None = None, *,
-                      device: str | None = None) -> dict:
+def zero_shot_metrics(
+    spec: ExperimentSpec, clip: FrozenCLIP, tests: dict[str, ImageDataset] | None = None, *, device: str | None = None
+) -> dict:
     """Zero-shot CLIP's metrics on the test sets of `spec` (each with its own template), keyed
     "zeroshot_<metric>" like `ExperimentResult.metrics`: the reference every tuned run is read against."""
     tests = tests if tests is not None else test_sets(spec)
@@ -270,19 +306,30 @@ def recipe_notes(spec: ExperimentSpec, learner: PromptLearner, train: ImageDatas
     recipe = fit_settings(spec)
     epochs = recipe["epochs"] if recipe["epochs"] is not None else learner.preset.epochs
     if learner.num_trainable() and epochs == 1 and recipe["lr"] is not None:
-        notes.append(f"with epochs=1 the only epoch is the warm-up at lr 1e-5: lr={recipe['lr']} is never used "
-                     "(use epochs ≥ 2)")
+        notes.append(
+            f"with epochs=1 the only epoch is the warm-up at lr 1e-5: lr={recipe['lr']} is never used (use epochs ≥ 2)"
+        )
     used = train.info.get("shots_used")
     if spec.shots is not None and used is not None and used < spec.shots:
-        notes.append(f"asked for {spec.shots} shots, but some classes have only {used} training images: "
-                     f"{used} per class were used where fewer were available")
+        notes.append(
+            f"asked for {spec.shots} shots, but some classes have only {used} training images: "
+            f"{used} per class were used where fewer were available"
+        )
     return notes
 
 
-def run_experiment(spec: ExperimentSpec, clip: FrozenCLIP, *, device: str | None = None, progress: bool = False,
-                   on_step: Callable | None = None, on_epoch_end: Callable | None = None,
-                   checkpoint_dir: str | Path | None = None, label: str = "",
-                   learner: PromptLearner | None = None) -> ExperimentResult:
+def run_experiment(
+    spec: ExperimentSpec,
+    clip: FrozenCLIP,
+    *,
+    device: str | None = None,
+    progress: bool = False,
+    on_step: Callable | None = None,
+    on_epoch_end: Callable | None = None,
+    checkpoint_dir: str | Path | None = None,
+    label: str = "",
+    learner: PromptLearner | None = None,
+) -> ExperimentResult:
     """Seed, build, fit and score the experiment `spec` on `clip`.
 
     Args:
@@ -299,9 +346,16 @@ def run_experiment(spec: ExperimentSpec, clip: FrozenCLIP, *, device: str | None
         >>> r = run_experiment(ExperimentSpec("coop", "toyworld/polygons", shots=4, epochs=2), clip)
         >>> r.metrics["accuracy"], r.metrics["zeroshot_accuracy"]
     """
-    learner, history, train, seconds = train_learner(spec, clip, device=device, progress=progress, on_step=on_step,
-                                                     on_epoch_end=on_epoch_end, checkpoint_dir=checkpoint_dir,
-                                                     learner=learner)
+    learner, history, train, seconds = train_learner(
+        spec,
+        clip,
+        device=device,
+        progress=progress,
+        on_step=on_step,
+        on_epoch_end=on_epoch_end,
+        checkpoint_dir=checkpoint_dir,
+        learner=learner,
+    )
     tests = test_sets(spec)
     metrics, evals = score(learner, tests, spec, device=device)
     if spec.zeroshot_reference and learner.name != "zeroshot":
@@ -311,6 +365,21 @@ def run_experiment(spec: ExperimentSpec, clip: FrozenCLIP, *, device: str | None
     return ExperimentResult(spec, learner, history, metrics, train, tests, evals, round(seconds, 2), notes, label)
 
 
-__all__ = ["ExperimentResult", "ExperimentSpec", "build_learner", "fit_settings", "hand_template_options",
-           "knob_options", "learner_options", "load_train", "preset_options", "recipe_notes", "run_experiment", "score",
-           "scorer_for", "test_sets", "train_learner", "zero_shot_metrics"]
+__all__ = [
+    "ExperimentResult",
+    "ExperimentSpec",
+    "build_learner",
+    "fit_settings",
+    "hand_template_options",
+    "knob_options",
+    "learner_options",
+    "load_train",
+    "preset_options",
+    "recipe_notes",
+    "run_experiment",
+    "score",
+    "scorer_for",
+    "test_sets",
+    "train_learner",
+    "zero_shot_metrics",
+]

@@ -1,9 +1,10 @@
 """Files that are never half-written: one atomic-write helper, strict JSON, readable permissions.
 
-    atomic_write(path, lambda tmp: save_file(tensors, tmp))    # temp file in the same folder + rename
-    write_json(path, {"accuracy": 61.2})                       # NaN/inf refused, never written
-    read_json(path, what="checkpoint card")                    # one clear error for bad JSON
+atomic_write(path, lambda tmp: save_file(tensors, tmp))    # temp file in the same folder + rename
+write_json(path, {"accuracy": 61.2})                       # NaN/inf refused, never written
+read_json(path, what="checkpoint card")                    # one clear error for bad JSON
 """
+
 from __future__ import annotations
 
 import hashlib

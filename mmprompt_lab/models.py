@@ -10,6 +10,7 @@ Real weights are read from the local cache only unless downloading is allowed
 (`load_clip(..., download=True)` or MMPROMPT_ALLOW_DOWNLOAD=1): a missing file fails at once with a
 message naming the cache, instead of a minute of hub retries.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -77,9 +78,15 @@ class ModelSource:
 _SOURCES: dict[str, ModelSource] = {}
 
 
-def register_model_source(name: str, load: Loader, *, matches: Callable[[str], bool] | None = None,
-                          cpu_threads: int | None = None, tags: Callable[[], list[ModelTag]] | None = None,
-                          description: str = "") -> ModelSource:
+def register_model_source(
+    name: str,
+    load: Loader,
+    *,
+    matches: Callable[[str], bool] | None = None,
+    cpu_threads: int | None = None,
+    tags: Callable[[], list[ModelTag]] | None = None,
+    description: str = "",
+) -> ModelSource:
     """Register a model source; `load_clip(n)` uses the first registered source whose `matches(n)` is
     true, and open_clip for any other name. `matches` defaults to `n == name`.
 
@@ -274,8 +281,10 @@ def list_models(pattern: str | None = None, pretrained: bool = False) -> list[st
         return [s.name for s in sources] + names
     tags = [t for s in sources for t in (s.tags() if s.tags else [ModelTag(s.name, None, True)])]
     for name in names:
-        tags += [ModelTag(name, tag, cached_pretrained_file(name, tag) is not None)
-                 for tag in open_clip.list_pretrained_tags_by_model(name)]
+        tags += [
+            ModelTag(name, tag, cached_pretrained_file(name, tag) is not None)
+            for tag in open_clip.list_pretrained_tags_by_model(name)
+        ]
     return tags
 
 
@@ -298,7 +307,8 @@ def _open_clip_weights(name: str, pretrained: str | None, download: bool) -> tup
             f"weights {pretrained!r} for {name!r} are not in the local cache (looked for "
             f"{'; '.join(pretrained_locations(name, pretrained))}). Nothing is downloaded unless you ask: "
             f"pass download=True to load_clip (or set {DOWNLOAD_ENV}=1) on a machine with network access "
-            "to fetch them once into that cache, or pass a local weights file as pretrained=.")
+            "to fetch them once into that cache, or pass a local weights file as pretrained=."
+        )
     return found or pretrained, open_clip.get_pretrained_cfg(name, pretrained)
 
 
@@ -319,46 +329,70 @@ def _load_open_clip(name: str, pretrained: Any, precision: str, download: bool) 
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if pretrained is True or pretrained is False:  # True/False mean "the default"/"random" for ToyCLIP only
-        raise ValueError(f"pretrained={pretrained!r}: for {name!r} give a tag (e.g. 'openai'), a weights "
-                         "file, or None for random weights")
+        raise ValueError(
+            f"pretrained={pretrained!r}: for {name!r} give a tag (e.g. 'openai'), a weights "
+            "file, or None for random weights"
+        )
     if name.startswith(HF_HUB_PREFIX):
         return _load_hf_hub(name, pretrained, precision, download)
     if name not in open_clip.list_models() and name.endswith((".safetensors", ".pt", ".pth", ".bin")):
-        raise FileNotFoundError(f"no weights file {name!r}; a ToyCLIP file is loaded by its path, open_clip "
-                                "weights with load_clip(model_name, pretrained=path)")
+        raise FileNotFoundError(
+            f"no weights file {name!r}; a ToyCLIP file is loaded by its path, open_clip "
+            "weights with load_clip(model_name, pretrained=path)"
+        )
     if name not in open_clip.list_models():
         import difflib
 
         close = difflib.get_close_matches(name, open_clip.list_models(), n=3)
-        raise ValueError(f"unknown CLIP model {name!r}; did you mean {close}? Use 'toyclip', a name from "
-                         "mmprompt_lab.list_models(), or 'hf-hub:org/repo'")
+        raise ValueError(
+            f"unknown CLIP model {name!r}; did you mean {close}? Use 'toyclip', a name from "
+            "mmprompt_lab.list_models(), or 'hf-hub:org/repo'"
+        )
     reason = unsupported_reason(open_clip.get_model_config(name) or {})
     if reason:
-        raise ValueError(f"{name!r} cannot be prompt-tuned here: {reason}. Supported backbones: "
-                         "mmprompt_lab.list_models()")
+        raise ValueError(
+            f"{name!r} cannot be prompt-tuned here: {reason}. Supported backbones: mmprompt_lab.list_models()"
+        )
     checkpoint, tag_cfg = _open_clip_weights(name, pretrained, download)
     kwargs = {}
     if tag_cfg and checkpoint != pretrained:  # a cached file: open_clip reads it, with the tag's preprocessing
-        kwargs["force_preprocess_cfg"] = {k: tag_cfg[k] for k in ("mean", "std", "interpolation", "resize_mode")
-                                          if k in tag_cfg}
+        kwargs["force_preprocess_cfg"] = {
+            k: tag_cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in tag_cfg
+        }
         gelu = bool((open_clip.get_model_config(name) or {}).get("quick_gelu", False))
         if bool(tag_cfg.get("quick_gelu", False)) != gelu:  # open_clip warns the same when it resolves a tag
-            log.warning("%s has quick_gelu=%s but weights %r were trained with quick_gelu=%s; use the model "
-                        "name %s '-quickgelu'", name, gelu, pretrained, not gelu, "without" if gelu else "with")
+            log.warning(
+                "%s has quick_gelu=%s but weights %r were trained with quick_gelu=%s; use the model "
+                "name %s '-quickgelu'",
+                name,
+                gelu,
+                pretrained,
+                not gelu,
+                "without" if gelu else "with",
+            )
     try:
         # random-weight backbones come from a fixed seed, so checkpoints on them reload exactly
         with rng_scope(None if pretrained else 0):
-            model = open_clip.create_model(name, pretrained=checkpoint, precision=precision,
-                                           require_pretrained=bool(pretrained), **kwargs)
+            model = open_clip.create_model(
+                name, pretrained=checkpoint, precision=precision, require_pretrained=bool(pretrained), **kwargs
+            )
     except Exception as err:  # a missing download, an unreadable or mismatched file: say what to do
         if not pretrained:
             raise
-        raise RuntimeError(f"could not load weights {pretrained!r} for {name!r}: {err}. Pass a local weights "
-                           "file as pretrained=, or download them once with load_clip(..., download=True)") from err
+        raise RuntimeError(
+            f"could not load weights {pretrained!r} for {name!r}: {err}. Pass a local weights "
+            "file as pretrained=, or download them once with load_clip(..., download=True)"
+        ) from err
     pre = getattr(model.visual, "preprocess_cfg", {}) or {}
     tag = checkpoint if checkpoint and not tag_cfg else (pretrained or None)  # a weights file: its full path
-    return LoadedModel(model.eval(), open_clip.get_tokenizer(name), name, tag, tuple(pre.get("mean", OPENAI_MEAN)),
-                       tuple(pre.get("std", OPENAI_STD)))
+    return LoadedModel(
+        model.eval(),
+        open_clip.get_tokenizer(name),
+        name,
+        tag,
+        tuple(pre.get("mean", OPENAI_MEAN)),
+        tuple(pre.get("std", OPENAI_STD)),
+    )
 
 
 def _load_hf_hub(name: str, pretrained: Any, precision: str, download: bool) -> LoadedModel:
@@ -367,24 +401,36 @@ def _load_hf_hub(name: str, pretrained: Any, precision: str, download: bool) -> 
 
     if pretrained:
         raise ValueError(f"{name!r} names its weights itself; leave pretrained=None (got {pretrained!r})")
-    repo = name[len(HF_HUB_PREFIX):]
+    repo = name[len(HF_HUB_PREFIX) :]
     folder = _hf_hub_folder(repo)
     if folder is None and not download:
         raise RuntimeError(
             f"{name!r} is not in the local cache (looked for {repo}/open_clip_config.json and its weights in "
             f"{hf_cache_dir()}). Nothing is downloaded unless you ask: pass download=True to load_clip (or set "
-            f"{DOWNLOAD_ENV}=1) on a machine with network access to fetch it once.")
+            f"{DOWNLOAD_ENV}=1) on a machine with network access to fetch it once."
+        )
     source = f"local-dir:{folder}" if folder else name
     config = open_clip.get_model_config(source) or {}
     reason = unsupported_reason(config)
     if reason:
-        raise ValueError(f"{name!r} cannot be prompt-tuned here: {reason}. Supported backbones: "
-                         "mmprompt_lab.list_models()")
+        raise ValueError(
+            f"{name!r} cannot be prompt-tuned here: {reason}. Supported backbones: mmprompt_lab.list_models()"
+        )
     model = open_clip.create_model(source, precision=precision, require_pretrained=True)
     pre = getattr(model.visual, "preprocess_cfg", {}) or {}
-    return LoadedModel(model.eval(), open_clip.get_tokenizer(source), name, None,
-                       tuple(pre.get("mean", OPENAI_MEAN)), tuple(pre.get("std", OPENAI_STD)))
+    return LoadedModel(
+        model.eval(),
+        open_clip.get_tokenizer(source),
+        name,
+        None,
+        tuple(pre.get("mean", OPENAI_MEAN)),
+        tuple(pre.get("std", OPENAI_STD)),
+    )
 
 
-OPEN_CLIP = ModelSource("open_clip", _load_open_clip, lambda name: True,
-                        description="open_clip model names (ViT-B-16, …) and hf-hub:org/repo")
+OPEN_CLIP = ModelSource(
+    "open_clip",
+    _load_open_clip,
+    lambda name: True,
+    description="open_clip model names (ViT-B-16, …) and hf-hub:org/repo",
+)

@@ -6,6 +6,7 @@
 Each notebook is run top to bottom in a fresh kernel (as `jupyter nbconvert --execute` would), then
 written as one self-contained HTML file; `ci=True` runs at CI size (`MMPROMPT_CI=1`).
 """
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,9 @@ from pathlib import Path
 from .io import atomic_write
 
 
-def render_notebooks(notebooks: list[str | Path], out: str | Path, *, ci: bool = False,
-                     timeout: int = 900) -> list[Path]:
+def render_notebooks(
+    notebooks: list[str | Path], out: str | Path, *, ci: bool = False, timeout: int = 900
+) -> list[Path]:
     """Execute each notebook and write `<out>/<name>.html`; returns the written files.
 
     Raises ValueError naming the notebook and its failing cell when a cell fails.

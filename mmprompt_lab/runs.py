@@ -12,6 +12,7 @@
 - a lock file `.NAME.lock` (holding the writer's pid) gives a second writer a clear error;
 - the parent folder is checked writable before anything runs.
 """
+
 from __future__ import annotations
 
 import errno
@@ -68,8 +69,10 @@ class FolderLock:
             except (OSError, ValueError):
                 pid = 0
             if pid and _pid_alive(pid):
-                raise RunFolderError(f"{self.guards} is being written by another run (pid {pid}, lock "
-                                     f"{self.path}); wait for it or choose another --out") from None
+                raise RunFolderError(
+                    f"{self.guards} is being written by another run (pid {pid}, lock "
+                    f"{self.path}); wait for it or choose another --out"
+                ) from None
             self.path.unlink(missing_ok=True)  # stale: its writer is gone
             return self.acquire()
         with os.fdopen(fd, "w") as f:
@@ -107,14 +110,18 @@ class RunFolder:
         run = cls(final)
         if final.is_dir() and any(final.iterdir()) and not overwrite:
             what = "already holds a run" if holds_run(final) else "exists and is not empty"
-            raise RunFolderError(f"{final} {what}; pass --overwrite to replace it, or choose another --out "
-                                 "(without --out every run gets a fresh folder)")
+            raise RunFolderError(
+                f"{final} {what}; pass --overwrite to replace it, or choose another --out "
+                "(without --out every run gets a fresh folder)"
+            )
         if resume and not run.work.is_dir():
             raise RunFolderError(f"nothing to resume: {run.work} does not exist (no interrupted run of {final})")
         if run.work.exists() and not resume:
             if not overwrite:
-                raise RunFolderError(f"an interrupted run of {final} is kept in {run.work}; continue it with --resume, "
-                                     "or pass --overwrite to start afresh")
+                raise RunFolderError(
+                    f"an interrupted run of {final} is kept in {run.work}; continue it with --resume, "
+                    "or pass --overwrite to start afresh"
+                )
             shutil.rmtree(run.work)
         return run
 
@@ -127,8 +134,10 @@ class RunFolder:
         if resume:
             partial = [cls(c) for c in candidates[:1000] if cls(c).work.is_dir()]
             if not partial:
-                raise RunFolderError(f"nothing to resume: no interrupted run of {base} (looked for "
-                                     f"{cls(base).work.name} and numbered siblings)")
+                raise RunFolderError(
+                    f"nothing to resume: no interrupted run of {base} (looked for "
+                    f"{cls(base).work.name} and numbered siblings)"
+                )
             return max(partial, key=lambda r: r.work.stat().st_mtime)
         for c in candidates:
             run = cls(c)
@@ -166,9 +175,11 @@ class RunFolder:
             saved = read_json(path, "run spec")
             if saved != spec:
                 diff = sorted(k for k in set(saved) | set(spec) if saved.get(k) != spec.get(k))
-                raise RunFolderError(f"the interrupted run in {self.work} was made with other settings "
-                                     f"({', '.join(f'{k}: {saved.get(k)!r} → {spec.get(k)!r}' for k in diff)}); "
-                                     "resume it with the same command, or start afresh with --overwrite")
+                raise RunFolderError(
+                    f"the interrupted run in {self.work} was made with other settings "
+                    f"({', '.join(f'{k}: {saved.get(k)!r} → {spec.get(k)!r}' for k in diff)}); "
+                    "resume it with the same command, or start afresh with --overwrite"
+                )
         else:
             write_json(path, spec)
 

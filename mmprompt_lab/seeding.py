@@ -1,5 +1,6 @@
 """Seeds, in one place: a seed fixes prompt initialisation, few-shot selection, shuffling and
 augmentation (the same command in two processes gives byte-identical results on the CPU)."""
+
 from __future__ import annotations
 
 import contextlib

@@ -6,6 +6,7 @@ CI-sized ones (`MMPROMPT_CI=1`); they turn into experiment specs for the one pip
     train = S.dataset("toyworld/shapes", "train", subsample="base")
     spec = S.spec("maple", "toyworld/polygons", clip, n_ctx=2)    # → mmprompt_lab.experiment.run_experiment
 """
+
 from __future__ import annotations
 
 import logging
@@ -58,18 +59,39 @@ class NotebookSettings:
         ds = load_dataset(name, split=split, shots=shots, seed=self.seed, subsample=subsample, root=root)
         return ds if shots is not None else ds.first_per_class(self.eval_per_class or None)
 
-    def spec(self, method: str, dataset: str, clip, *, base_to_novel: bool = True, shifted: tuple[str, ...] = (),
-             n_ctx: int | None = None, depth: int | None = None, lr: float | None = None, root: str | None = None,
-             **options):
+    def spec(
+        self,
+        method: str,
+        dataset: str,
+        clip,
+        *,
+        base_to_novel: bool = True,
+        shifted: tuple[str, ...] = (),
+        n_ctx: int | None = None,
+        depth: int | None = None,
+        lr: float | None = None,
+        root: str | None = None,
+        **options,
+    ):
         """The `ExperimentSpec` of a lesson's run: these shots, epochs, batch size, seed and test cap,
         the generic knobs `n_ctx`/`depth` mapped onto the method's own options, other learner options."""
         from .experiment import ExperimentSpec, knob_options
 
-        return ExperimentSpec(method, dataset, shots=self.shots, seed=self.seed, base2new=base_to_novel,
-                              epochs=self.epochs, lr=lr, batch_size=self.batch_size,
-                              options={**knob_options(method, clip, n_ctx, depth), **options},
-                              test_per_class=self.eval_per_class or None, root=root, shifted=tuple(shifted),
-                              zeroshot_reference=False)
+        return ExperimentSpec(
+            method,
+            dataset,
+            shots=self.shots,
+            seed=self.seed,
+            base2new=base_to_novel,
+            epochs=self.epochs,
+            lr=lr,
+            batch_size=self.batch_size,
+            options={**knob_options(method, clip, n_ctx, depth), **options},
+            test_per_class=self.eval_per_class or None,
+            root=root,
+            shifted=tuple(shifted),
+            zeroshot_reference=False,
+        )
 
 
 def toyclip_weights_available() -> bool:
@@ -78,9 +100,18 @@ def toyclip_weights_available() -> bool:
     return DEFAULT_WEIGHTS.is_file()
 
 
-def notebook_settings(model: str = "toyclip", pretrained: str | bool | None = None, *, shots: int = 8,
-                      epochs: int = 5, eval_per_class: int = 30, batch_size: int | None = None, seed: int = 1,
-                      device: str | None = None, ci: bool | None = None) -> NotebookSettings:
+def notebook_settings(
+    model: str = "toyclip",
+    pretrained: str | bool | None = None,
+    *,
+    shots: int = 8,
+    epochs: int = 5,
+    eval_per_class: int = 30,
+    batch_size: int | None = None,
+    seed: int = 1,
+    device: str | None = None,
+    ci: bool | None = None,
+) -> NotebookSettings:
     """Settings for a notebook: the visible values, shrunk to CI size when `MMPROMPT_CI=1`.
 
     Args:
@@ -95,11 +126,18 @@ def notebook_settings(model: str = "toyclip", pretrained: str | bool | None = No
     ci = ci_mode() if ci is None else ci
     settings = NotebookSettings(model, pretrained, shots, epochs, eval_per_class, batch_size, seed, device, ci)
     if ci:
-        settings = replace(settings, shots=min(shots, CI_LIMITS["shots"]), epochs=min(epochs, CI_LIMITS["epochs"]),
-                           eval_per_class=min(eval_per_class, CI_LIMITS["eval_per_class"]),
-                           batch_size=min(batch_size or CI_LIMITS["batch_size"], CI_LIMITS["batch_size"]))
+        settings = replace(
+            settings,
+            shots=min(shots, CI_LIMITS["shots"]),
+            epochs=min(epochs, CI_LIMITS["epochs"]),
+            eval_per_class=min(eval_per_class, CI_LIMITS["eval_per_class"]),
+            batch_size=min(batch_size or CI_LIMITS["batch_size"], CI_LIMITS["batch_size"]),
+        )
     if model == "toyclip" and pretrained is None and not toyclip_weights_available():
-        warnings.warn("the shipped ToyCLIP weights (mmprompt_lab/assets/toyclip.safetensors) are missing: "
-                      "using a randomly initialised ToyCLIP, so accuracies stay near chance", stacklevel=2)
+        warnings.warn(
+            "the shipped ToyCLIP weights (mmprompt_lab/assets/toyclip.safetensors) are missing: "
+            "using a randomly initialised ToyCLIP, so accuracies stay near chance",
+            stacklevel=2,
+        )
         settings = replace(settings, pretrained=False)
     return settings

@@ -1,4 +1,5 @@
 """Statistics of features used by the analysis lessons and the ToyCLIP report (one formula each)."""
+
 from __future__ import annotations
 
 import torch
@@ -22,5 +23,9 @@ def class_variance(x: Tensor, labels: Tensor, normalize: bool = True) -> dict:
     per_class = torch.stack([((x[labels == c] - means[i]) ** 2).sum(-1).mean() for i, c in enumerate(classes)])  # (C,)
     intra = per_class.mean()
     inter = ((means - means.mean(0)) ** 2).sum(-1).mean()
-    return {"intra": float(intra), "inter": float(inter), "ratio": float(intra / inter.clamp_min(1e-12)),
-            "per_class": per_class}
+    return {
+        "intra": float(intra),
+        "inter": float(inter),
+        "ratio": float(intra / inter.clamp_min(1e-12)),
+        "per_class": per_class,
+    }

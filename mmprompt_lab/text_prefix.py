@@ -24,6 +24,7 @@ chunk holds at most `CHUNK_ELEMENTS` numbers); when it takes more than one chunk
 recorded, each chunk runs under activation checkpointing (`checkpoint`), so a 500-class ViT-B/16 text
 pass keeps only the blocks' inputs for the backward pass, and small models pay nothing for it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -93,8 +94,10 @@ def split_text(clip: FrozenCLIP, emb: Tensor, eot: Tensor, min_prefix: int = MIN
 def reproducible(clip: FrozenCLIP) -> bool:
     """True when `block_forward` reproduces every text block: one packed q/k/v projection, no bias_k/v, no
     zero attention, no cross-attention (open_clip's CLIP text blocks); other blocks keep the plain pass."""
-    return all(b.attn._qkv_same_embed_dim and b.attn.bias_k is None and not b.attn.add_zero_attn
-               and not hasattr(b, "ln_1_kv") for b in clip.text_blocks)
+    return all(
+        b.attn._qkv_same_embed_dim and b.attn.bias_k is None and not b.attn.add_zero_attn and not hasattr(b, "ln_1_kv")
+        for b in clip.text_blocks
+    )
 
 
 # ---------------------------------------------------------------------------- one block
@@ -148,10 +151,15 @@ def step_shared(block: nn.Module, text: SharedText, chunk: Chunk = "auto", check
     prefix, (k, v) = block_forward(block, text.prefix)  # (1, Lp, Dt), 2 × (1, H, Lp, Dh)
     size = chunk_size(chunk, text.suffix)
     pieces = text.suffix.split(size) if size else (text.suffix,)
-    recompute = (checkpoint and len(pieces) > 1 and torch.is_grad_enabled()
-                 and (text.suffix.requires_grad or k.requires_grad))  # memory matters only at many classes
-    outs = [checkpoint_fn(_suffix_forward, block, x, k, v, use_reentrant=False) if recompute
-            else _suffix_forward(block, x, k, v) for x in pieces]  # each (c, Ls, Dt)
+    recompute = (
+        checkpoint and len(pieces) > 1 and torch.is_grad_enabled() and (text.suffix.requires_grad or k.requires_grad)
+    )  # memory matters only at many classes
+    outs = [
+        checkpoint_fn(_suffix_forward, block, x, k, v, use_reentrant=False)
+        if recompute
+        else _suffix_forward(block, x, k, v)
+        for x in pieces
+    ]  # each (c, Ls, Dt)
     return SharedText(prefix, outs[0] if len(outs) == 1 else torch.cat(outs))  # (1, Lp, Dt), (C, Ls, Dt)
 
 
@@ -165,18 +173,28 @@ def call_hook(hook: LayerHook, i: int, text: SharedText, vision: Tensor | None) 
     if out is view and view._version == version:  # untouched: keep the split as it was
         return text, vision
     if out.shape != view.shape:
-        raise RuntimeError(f"the hook changed the text shape before block {i}: {tuple(view.shape)} → "
-                           f"{tuple(out.shape)}; the shared-prefix pass needs it unchanged")
+        raise RuntimeError(
+            f"the hook changed the text shape before block {i}: {tuple(view.shape)} → "
+            f"{tuple(out.shape)}; the shared-prefix pass needs it unchanged"
+        )
     lp = text.length
     head = out[:, :lp]  # (C, Lp, Dt)
     if not torch.equal(head, head[:1].expand_as(head)):
-        raise RuntimeError(f"the hook wrote class-dependent values into shared text positions < {lp} before "
-                           f"block {i}; declare shares_text_prefix = False on the learner class")
+        raise RuntimeError(
+            f"the hook wrote class-dependent values into shared text positions < {lp} before "
+            f"block {i}; declare shares_text_prefix = False on the learner class"
+        )
     return SharedText(out[:1, :lp], out[:, lp:]), vision  # (1, Lp, Dt), (C, Ls, Dt)
 
 
-def run_shared(clip: FrozenCLIP, text: SharedText | None, vision: Tensor | None, hook: LayerHook | None = None,
-               chunk: Chunk = "auto", checkpoint: bool = True) -> tuple[SharedText | None, Tensor | None]:
+def run_shared(
+    clip: FrozenCLIP,
+    text: SharedText | None,
+    vision: Tensor | None,
+    hook: LayerHook | None = None,
+    chunk: Chunk = "auto",
+    checkpoint: bool = True,
+) -> tuple[SharedText | None, Tensor | None]:
     """`FrozenCLIP.run` for a shared text: both towers block by block in lockstep, `hook(i, text, vision)`
     before block i with text as the plain path's (C, L', Dt). Returns the final (text, vision)."""
     for i in range(max(clip.text_depth, clip.vision_depth)):
@@ -194,8 +212,14 @@ def pool_shared(clip: FrozenCLIP, text: SharedText, eot: Tensor) -> Tensor:
     return clip.pool_text(text.suffix, eot - text.length)  # (C, E)
 
 
-def encode_shared(clip: FrozenCLIP, emb: Tensor, eot: Tensor, hook: LayerHook | None = None,
-                  chunk: Chunk = "auto", checkpoint: bool = True) -> Tensor | None:
+def encode_shared(
+    clip: FrozenCLIP,
+    emb: Tensor,
+    eot: Tensor,
+    hook: LayerHook | None = None,
+    chunk: Chunk = "auto",
+    checkpoint: bool = True,
+) -> Tensor | None:
     """Text features (C, E) of layer-0 embeddings emb (C, L, Dt) through the shared-prefix pass, or
     None when the rows share too little (the caller runs the plain pass).
 

@@ -14,6 +14,7 @@ is set, when `configure_threads` (or `load_clip(threads=n)`) was given a number,
 count this policy set. (A `torch.set_num_threads(n)` call with n equal to torch's default cannot be
 told apart from the default: pass `threads=n` to `load_clip` instead.)
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """Shared fixtures: small random-weight CLIPs built by open_clip itself (no downloads)."""
+
 import os
 
 import pytest
@@ -9,18 +10,21 @@ torch.set_num_threads(1)  # tiny models: one thread is fastest, and never stalls
 torch.set_flush_denormal(True)
 
 
-def tiny_open_clip(seed: int = 0, text_width: int = 64, vision_width: int = 96, text_layers: int = 3,
-                   vision_layers: int = 4):
+def tiny_open_clip(
+    seed: int = 0, text_width: int = 64, vision_width: int = 96, text_layers: int = 3, vision_layers: int = 4
+):
     """A random open_clip CLIP with different text/vision widths and depths (32 px, patch 8)."""
     import open_clip
 
     torch.manual_seed(seed)
     model = open_clip.CLIP(
         embed_dim=48,
-        vision_cfg=open_clip.CLIPVisionCfg(layers=vision_layers, width=vision_width, head_width=32,
-                                           patch_size=8, image_size=32),
-        text_cfg=open_clip.CLIPTextCfg(context_length=32, vocab_size=49408, width=text_width, heads=4,
-                                       layers=text_layers),
+        vision_cfg=open_clip.CLIPVisionCfg(
+            layers=vision_layers, width=vision_width, head_width=32, patch_size=8, image_size=32
+        ),
+        text_cfg=open_clip.CLIPTextCfg(
+            context_length=32, vocab_size=49408, width=text_width, heads=4, layers=text_layers
+        ),
         quick_gelu=True,
     )
     # open_clip zero-inits some weights; perturb everything so bugs cannot hide behind zeros

@@ -1,4 +1,5 @@
 """The step-wise prompted forward equals open_clip's own encoders when no prompts are inserted."""
+
 import pytest
 import torch
 

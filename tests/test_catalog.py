@@ -1,4 +1,5 @@
 """The `mmprompt-lab list` tables, and the precomputed ViT-B/16 parameter counts checked live."""
+
 import pytest
 
 import mmprompt_lab as mpl
@@ -35,8 +36,9 @@ def test_methods_table(toyclip):
     coop_toy = create_learner("coop", toyclip, list(catalog.COUNT_CLASSNAMES)).num_trainable()
     assert f"{counts['maple']:,}" in rows["maple"] and "arXiv:2210.03117" in rows["maple"]
     assert rows["coop"].rstrip().endswith(f"{coop_toy:,}") and "Context Optimization" in rows["coop"]
-    assert catalog.method_paper("dcp") == ("Deeply coupled Cross-modal Prompt learning with CMPA "
-                                           "(Liu et al., ACL Findings 2023, arXiv:2305.17903)")
+    assert catalog.method_paper("dcp") == (
+        "Deeply coupled Cross-modal Prompt learning with CMPA (Liu et al., ACL Findings 2023, arXiv:2305.17903)"
+    )
 
 
 def test_datasets_table():

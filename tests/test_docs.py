@@ -1,6 +1,7 @@
 """The documentation is part of the product: every markdown document cited anywhere in the package,
 tests, notebooks, README, docs or benchmarks exists in this repository; relative links between the
 docs resolve (anchors included); and the worked example of docs/adding-a-method.md runs."""
+
 from __future__ import annotations
 
 import json
@@ -25,15 +26,25 @@ EXAMPLE_NAME = "shallow_vl"  # the learner name used in docs/adding-a-method.md
 
 
 def _repo_files(pattern: str) -> list[Path]:
-    return sorted(p for p in ROOT.glob(pattern)
-                  if p.is_file() and not SKIP_DIRS.intersection(p.relative_to(ROOT).parts)
-                  and not any(part.endswith(".egg-info") for part in p.relative_to(ROOT).parts))
+    return sorted(
+        p
+        for p in ROOT.glob(pattern)
+        if p.is_file()
+        and not SKIP_DIRS.intersection(p.relative_to(ROOT).parts)
+        and not any(part.endswith(".egg-info") for part in p.relative_to(ROOT).parts)
+    )
 
 
 def _scanned_files() -> list[Path]:
-    files = (_repo_files("mmprompt_lab/**/*.py") + _repo_files("mmprompt_lab/**/*.json")
-             + _repo_files("tests/**/*.py") + _repo_files("notebooks/*.ipynb") + [ROOT / "README.md"]
-             + _repo_files("docs/*.md") + _repo_files("bench/**/*"))
+    files = (
+        _repo_files("mmprompt_lab/**/*.py")
+        + _repo_files("mmprompt_lab/**/*.json")
+        + _repo_files("tests/**/*.py")
+        + _repo_files("notebooks/*.ipynb")
+        + [ROOT / "README.md"]
+        + _repo_files("docs/*.md")
+        + _repo_files("bench/**/*")
+    )
     return [f for f in files if f.exists()]
 
 
@@ -60,8 +71,9 @@ def _resolves(ref: str, citing: Path, names: dict[str, list[Path]]) -> bool:
     ref = ref.removeprefix("./")
     if "/" not in ref:  # a bare name: any document of that exact name in the repository
         return ref in names
-    return any((base / ref).resolve().is_file() and ROOT in (base / ref).resolve().parents
-               for base in (ROOT, citing.parent))
+    return any(
+        (base / ref).resolve().is_file() and ROOT in (base / ref).resolve().parents for base in (ROOT, citing.parent)
+    )
 
 
 def test_every_cited_document_exists():
@@ -73,8 +85,10 @@ def test_every_cited_document_exists():
                 if Path(ref).name in GENERATED or _resolves(ref, path, names):
                     continue
                 missing.append(f"{path.relative_to(ROOT)}:{n}: {ref}")
-    assert not missing, ("documents cited but not in the repository (cite the matching docs/ page, "
-                         "e.g. docs/methods.md §6):\n" + "\n".join(missing))
+    assert not missing, (
+        "documents cited but not in the repository (cite the matching docs/ page, "
+        "e.g. docs/methods.md §6):\n" + "\n".join(missing)
+    )
 
 
 def test_generated_names_are_really_generated():
@@ -116,8 +130,15 @@ def _doc_links() -> list[tuple[Path, str]]:
 
 
 def test_docs_exist():
-    for name in ("README.md", "methods.md", "protocols.md", "toyclip.md", "design.md", "adding-a-method.md",
-                 "robustness.md"):
+    for name in (
+        "README.md",
+        "methods.md",
+        "protocols.md",
+        "toyclip.md",
+        "design.md",
+        "adding-a-method.md",
+        "robustness.md",
+    ):
         assert (DOCS / name).is_file(), f"docs/{name} is missing"
 
 
@@ -150,8 +171,10 @@ def example(monkeypatch):
     unique name in a scratch copy of the registry (dropped after the test: no public unregister)."""
     from mmprompt_lab.learners import list_learners, registry
 
-    assert EXAMPLE_NAME not in list_learners(), (f"a real learner is now called {EXAMPLE_NAME!r}; give the "
-                                                 "worked example in docs/adding-a-method.md another name")
+    assert EXAMPLE_NAME not in list_learners(), (
+        f"a real learner is now called {EXAMPLE_NAME!r}; give the "
+        "worked example in docs/adding-a-method.md another name"
+    )
     monkeypatch.setattr(registry, "_LEARNERS", dict(registry._LEARNERS))
     name = f"docs_example_{uuid.uuid4().hex[:8]}"
     code = _example_block("learner")

@@ -1,5 +1,6 @@
 """Imports point one way (docs/design.md §6): a module may import only areas of its own layer or
 below, so the package has no import cycle between its areas — lazy imports inside functions included."""
+
 import ast
 from pathlib import Path
 
@@ -45,8 +46,11 @@ def imports(path: Path) -> list[tuple[str, int]]:
 
 
 def test_every_area_has_a_layer():
-    areas = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir()
-             if (p.suffix == ".py" and p.stem != "__init__") or (p.is_dir() and (p / "__init__.py").exists())}
+    areas = {
+        p.stem if p.is_file() else p.name
+        for p in PACKAGE.iterdir()
+        if (p.suffix == ".py" and p.stem != "__init__") or (p.is_dir() and (p / "__init__.py").exists())
+    }
     assert not areas - set(RANK), f"put these areas into LAYERS: {sorted(areas - set(RANK))}"
 
 

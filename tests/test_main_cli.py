@@ -1,4 +1,5 @@
 """The CLI: tune writes a checkpoint and metrics.json; eval reloads it and reproduces the metrics."""
+
 import json
 
 import pytest
@@ -10,8 +11,24 @@ SMALL = ["--shots", "2", "--epochs", "2", "--no-progress"]
 
 def test_tune_then_eval_reproduces_metrics(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["tune", "--method", "coop", "--set", "n_ctx=4", "--pretrained", "random", "--out", str(out),
-                 "--json", *SMALL]) == 0
+    assert (
+        main(
+            [
+                "tune",
+                "--method",
+                "coop",
+                "--set",
+                "n_ctx=4",
+                "--pretrained",
+                "random",
+                "--out",
+                str(out),
+                "--json",
+                *SMALL,
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     assert json.loads(capsys.readouterr().out) == metrics
     assert {"accuracy", "zeroshot_accuracy", "per_class_accuracy"} <= set(metrics)
@@ -38,19 +55,37 @@ def test_tune_says_what_happened(tmp_path, capsys):
 
 def test_tune_base2new_reports_hm(tmp_path):
     out = tmp_path / "b2n"
-    assert main(["tune", "--method", "maple", "--base2new", "--pretrained", "random", "--out", str(out),
-                 "--no-zeroshot", *SMALL]) == 0
+    assert (
+        main(
+            [
+                "tune",
+                "--method",
+                "maple",
+                "--base2new",
+                "--pretrained",
+                "random",
+                "--out",
+                str(out),
+                "--no-zeroshot",
+                *SMALL,
+            ]
+        )
+        == 0
+    )
     m = json.loads((out / "metrics.json").read_text())
     b, n = m["base"], m["novel"]
     assert m["hm"] == pytest.approx(2 * b * n / (b + n) if b + n else 0)
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["tune", "--method", "mapel"], "unknown method 'mapel'"),
-    (["tune", "--dataset", "toyworld/shapez"], "unknown dataset 'toyworld/shapez'"),
-    (["tune", "--set", "n_cxt=3"], "has no option 'n_cxt'"),
-    (["eval", "--checkpoint", "/nonexistent/run"], "no checkpoint at"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["tune", "--method", "mapel"], "unknown method 'mapel'"),
+        (["tune", "--dataset", "toyworld/shapez"], "unknown dataset 'toyworld/shapez'"),
+        (["tune", "--set", "n_cxt=3"], "has no option 'n_cxt'"),
+        (["eval", "--checkpoint", "/nonexistent/run"], "no checkpoint at"),
+    ],
+)
 def test_bad_input_is_one_clear_error(argv, message, capsys):
     assert main(argv + ["--pretrained", "random"] * (argv[0] == "tune")) == 2
     err = capsys.readouterr().err
@@ -84,8 +119,24 @@ def test_pretrain_exports_loadable_weights(tmp_path):
     from mmprompt_lab.backbone import load_clip
 
     weights = tmp_path / "toy.safetensors"
-    assert main(["pretrain", "--out", str(tmp_path / "run"), "--steps", "2", "--batch-size", "8",
-                 "--threads", "1", "--export", str(weights)]) == 0
+    assert (
+        main(
+            [
+                "pretrain",
+                "--out",
+                str(tmp_path / "run"),
+                "--steps",
+                "2",
+                "--batch-size",
+                "8",
+                "--threads",
+                "1",
+                "--export",
+                str(weights),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "toy_train_log.json").exists()
     clip = load_clip(str(weights), device="cpu")
     assert clip.name == "toyclip" and clip.pretrained == str(weights)

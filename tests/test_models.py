@@ -1,5 +1,6 @@
 """Model sources: the registry, list_models, the local-cache-only loading of real weights (tags and
 hf-hub: names), and the config-level support check agreeing with FrozenCLIP's."""
+
 import ast
 import copy
 import json
@@ -14,13 +15,24 @@ from safetensors.torch import save_file
 import mmprompt_lab as mpl
 from mmprompt_lab import models
 from mmprompt_lab.backbone import FrozenCLIP, load_clip
-from mmprompt_lab.models import (ModelTag, allow_download, cached_pretrained_file, get_model_source, list_models,
-                                 parse_backbone_id, register_model_source, unsupported_reason)
+from mmprompt_lab.models import (
+    ModelTag,
+    allow_download,
+    cached_pretrained_file,
+    get_model_source,
+    list_models,
+    parse_backbone_id,
+    register_model_source,
+    unsupported_reason,
+)
 
 PACKAGE = Path(mpl.__file__).parent
-TINY = {"embed_dim": 48, "quick_gelu": True,
-        "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 8},
-        "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 2}}
+TINY = {
+    "embed_dim": 48,
+    "quick_gelu": True,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 8},
+    "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 2},
+}
 
 
 @pytest.fixture
@@ -57,8 +69,9 @@ def tiny_state(seed: int) -> dict:
 def test_backbone_and_registry_do_not_know_toyclip():
     for module in ("backbone.py", "models.py", "threads.py"):
         tree = ast.parse((PACKAGE / module).read_text())
-        imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)] + \
-                   [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)] + [
+            a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+        ]
         assert not any("toyclip" in name for name in imported), (module, imported)
     assert get_model_source("toyclip").name == "toyclip"
     assert get_model_source("ViT-B-16") is models.OPEN_CLIP
@@ -133,8 +146,11 @@ def test_missing_real_weights_fail_fast_with_the_cache_and_the_opt_in(empty_cach
 
 def test_a_cached_tag_loads_offline_with_its_preprocessing(empty_cache, monkeypatch):
     monkeypatch.setitem(open_clip.factory._MODEL_CONFIGS, "mmpl-tiny", copy.deepcopy(TINY))
-    monkeypatch.setitem(open_clip.pretrained._PRETRAINED, "mmpl-tiny", {
-        "test": {"hf_hub": "mmpl-test/tiny/", "quick_gelu": True, "mean": (0.1, 0.2, 0.3), "std": (0.5, 0.5, 0.5)}})
+    monkeypatch.setitem(
+        open_clip.pretrained._PRETRAINED,
+        "mmpl-tiny",
+        {"test": {"hf_hub": "mmpl-test/tiny/", "quick_gelu": True, "mean": (0.1, 0.2, 0.3), "std": (0.5, 0.5, 0.5)}},
+    )
     with pytest.raises(RuntimeError, match="not in the local cache"):
         load_clip("mmpl-tiny", pretrained="test", device="cpu")
     state = tiny_state(seed=3)
@@ -149,8 +165,12 @@ def test_a_cached_tag_loads_offline_with_its_preprocessing(empty_cache, monkeypa
 def test_hf_hub_names_load_from_the_cache(empty_cache, monkeypatch):
     state = tiny_state(seed=4)
     repo = "mmpl-test/tiny-hub"
-    cache_file(empty_cache, repo, "open_clip_config.json",
-               lambda p: p.write_text(json.dumps({"model_cfg": TINY, "preprocess_cfg": {"mean": [0.4] * 3}})))
+    cache_file(
+        empty_cache,
+        repo,
+        "open_clip_config.json",
+        lambda p: p.write_text(json.dumps({"model_cfg": TINY, "preprocess_cfg": {"mean": [0.4] * 3}})),
+    )
     cache_file(empty_cache, repo, "open_clip_model.safetensors", lambda p: save_file(state, str(p)))
     monkeypatch.setattr(open_clip.pretrained, "hf_hub_download", None)
     clip = load_clip(f"hf-hub:{repo}", device="cpu")

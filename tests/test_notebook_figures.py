@@ -10,6 +10,7 @@ The tuner's live FigureWidgets stream through widget messages, which a saved not
 data is checked in tests/widgets/test_tuner.py.
 Set MMPROMPT_SKIP_NOTEBOOKS=1 to skip them.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,9 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 PLOTLY = "application/vnd.plotly.v1+json"
 DATA_KEYS = ("x", "y", "z", "values")
 
-pytestmark = pytest.mark.skipif(os.environ.get("MMPROMPT_SKIP_NOTEBOOKS", "") not in ("", "0"),
-                                reason="MMPROMPT_SKIP_NOTEBOOKS is set")
+pytestmark = pytest.mark.skipif(
+    os.environ.get("MMPROMPT_SKIP_NOTEBOOKS", "") not in ("", "0"), reason="MMPROMPT_SKIP_NOTEBOOKS is set"
+)
 
 
 def is_empty(value) -> bool:
@@ -91,10 +93,30 @@ def pytest_runtest_makereport(item, call):
 def test_notebook_runs_under_nbval_and_its_figures_have_data(notebook, tmp_path):
     pytest.importorskip("nbval", reason="notebook tests need nbval (pip install -e '.[dev]')")
     here = Path(__file__).resolve().parent
-    env = {**os.environ, "MMPROMPT_CI": "1", "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore",
-           "PYTHONPATH": os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "pytest", "--nbval-lax", str(notebook), "-q", "-p", "no:cacheprovider",
-           "-p", "test_notebook_figures", "--nbval-cell-timeout=600", "-o", "addopts=", "--rootdir", str(tmp_path)]
+    env = {
+        **os.environ,
+        "MMPROMPT_CI": "1",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONWARNINGS": "ignore",
+        "PYTHONPATH": os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")]),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--nbval-lax",
+        str(notebook),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "test_notebook_figures",
+        "--nbval-cell-timeout=600",
+        "-o",
+        "addopts=",
+        "--rootdir",
+        str(tmp_path),
+    ]
     done = subprocess.run(cmd, cwd=notebook.parent, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, f"{notebook.name} failed under nbval:\n{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
 
@@ -106,7 +128,6 @@ def test_checks_catch_empty_figures():
     assert not figure_problems({"data": [{"type": "bar", "x": ["a"], "y": {"dtype": "f8", "bdata": "AAAA"}}]})
     assert figure_problems({"data": [{"type": "table", "cells": {"values": []}}]})
     assert output_problems(3, {"output_type": "stream", "text": "coop epoch 1/5: 100%|███| 3/3 [00:01<00:00, 2.1it/s]"})
-
 
 
 def test_every_lesson_is_covered():

@@ -3,6 +3,7 @@ notebook at CI size (`MMPROMPT_CI=1`, a fresh kernel each, the failing cell name
 and, through a small plugin, checks that every figure it shows has data — each notebook is executed once per
 test session. Set MMPROMPT_SKIP_NOTEBOOKS=1 to skip the runs.
 """
+
 from pathlib import Path
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))

@@ -1,4 +1,5 @@
 """notebook_settings: CI sizes from the environment, ToyCLIP fallback, specs; knob_options."""
+
 import pytest
 
 from mmprompt_lab.experiment import knob_options

@@ -1,6 +1,7 @@
 """The shared-prefix text pass equals the plain pass (docs/design.md §7): logits, loss and every
 prompt gradient, on ToyCLIP and a random-weight ViT-B/16; it is taken where it applies, not where it
 does not, and can be switched off."""
+
 import open_clip
 import pytest
 import torch
@@ -17,12 +18,23 @@ RTOL = 1e-5
 
 # learner → options; each takes the shared-prefix pass (class-specific positions come after a shared prefix)
 SHARED = {
-    "coop": {}, "coop-middle": dict(class_token_position="middle"), "coop-init": dict(ctx_init="a photo of a"),
-    "kgcoop": {}, "maple": {}, "ivlp": {}, "promptsrc": {}, "mudpt": {},
-    "mudpt-transformer": dict(fusion="transformer"), "upt": {}, "map_dafe": {},
+    "coop": {},
+    "coop-middle": dict(class_token_position="middle"),
+    "coop-init": dict(ctx_init="a photo of a"),
+    "kgcoop": {},
+    "maple": {},
+    "ivlp": {},
+    "promptsrc": {},
+    "mudpt": {},
+    "mudpt-transformer": dict(fusion="transformer"),
+    "upt": {},
+    "map_dafe": {},
 }
 PLAIN = {  # the plain pass: nothing beyond SOS is shared, or the text depends on the images
-    "coop-front": dict(class_token_position="front"), "coop-csc": dict(csc=True), "cocoop": {}, "dcp": {},
+    "coop-front": dict(class_token_position="front"),
+    "coop-csc": dict(csc=True),
+    "cocoop": {},
+    "dcp": {},
 }
 
 
@@ -111,8 +123,11 @@ def test_plain_pass_where_it_does_not_apply(key, toyclip, calls):
 
 def test_prefix_lengths_follow_the_layout(toyclip, calls):
     images = torch.randn(1, 3, 32, 32)
-    for options, expected in ((dict(n_ctx=4), 1 + 4), (dict(n_ctx=4, class_token_position="middle"), 1 + 2),
-                              (dict(ctx_init="a photo of a"), 1 + 4)):
+    for options, expected in (
+        (dict(n_ctx=4), 1 + 4),
+        (dict(n_ctx=4, class_token_position="middle"), 1 + 2),
+        (dict(ctx_init="a photo of a"), 1 + 4),
+    ):
         calls.clear()
         create_learner("coop", toyclip, ["circle", "square"], **options)(images)
         assert calls == [expected], options
@@ -201,11 +216,12 @@ def test_class_dependent_prefix_writes_raise_and_can_opt_out(toyclip):
 
 def test_block_forward_reproduces_open_clip_blocks_with_layer_scale():
     torch.manual_seed(0)
-    model = open_clip.CLIP(embed_dim=32, quick_gelu=True,
-                           vision_cfg=open_clip.CLIPVisionCfg(layers=1, width=64, head_width=32, patch_size=8,
-                                                              image_size=32),
-                           text_cfg=open_clip.CLIPTextCfg(context_length=16, width=64, heads=4, layers=2,
-                                                          ls_init_value=0.5)).eval()
+    model = open_clip.CLIP(
+        embed_dim=32,
+        quick_gelu=True,
+        vision_cfg=open_clip.CLIPVisionCfg(layers=1, width=64, head_width=32, patch_size=8, image_size=32),
+        text_cfg=open_clip.CLIPTextCfg(context_length=16, width=64, heads=4, layers=2, ls_init_value=0.5),
+    ).eval()
     block = model.transformer.resblocks[0]
     assert not isinstance(block.ls_1, torch.nn.Identity)
     with torch.no_grad():

@@ -13,6 +13,7 @@ pictures.
 
 Letters: B images, N visual prompts, P = g·g patches, T = 1 + P + N vision tokens, L' text tokens.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -88,13 +89,16 @@ def capture(learner: PromptLearner, images: Tensor) -> AttentionRecord:
         prompt_index, patch_index = torch.arange(1, 1 + n), torch.arange(1 + n, t)
     else:
         patch_index, prompt_index = torch.arange(1, 1 + p), torch.arange(1 + p, t)
-    record = AttentionRecord(vision, [a.float().cpu() for a in att.get("text", [])], patch_index, prompt_index,
-                             int(round(p ** 0.5)))
+    record = AttentionRecord(
+        vision, [a.float().cpu() for a in att.get("text", [])], patch_index, prompt_index, int(round(p**0.5))
+    )
     prompts = prompt_tokens(learner)
     if prompts is not None and record.text:
         record.tokens, record.eot, record.slots = prompts.tokens.cpu(), prompts.eot.cpu(), prompts.slots.cpu()
-        record.labels = [token_labels(clip, row, slots, int(e))
-                         for row, slots, e in zip(record.tokens, record.slots, record.eot, strict=True)]
+        record.labels = [
+            token_labels(clip, row, slots, int(e))
+            for row, slots, e in zip(record.tokens, record.slots, record.eot, strict=True)
+        ]
     return record
 
 
@@ -198,8 +202,10 @@ def cross_modal_attention(learner: PromptLearner, images: Tensor) -> dict[str, l
     (`records_cross_attention` False).
     """
     if not learner.records_cross_attention:
-        raise ValueError(f"{learner.name!r} has no cross-modal attention module that can record "
-                         "(coupled methods with attention: dcp)")
+        raise ValueError(
+            f"{learner.name!r} has no cross-modal attention module that can record "
+            "(coupled methods with attention: dcp)"
+        )
     learner.eval()
     with recording(learner) as records:
         learner.encode(images.to(learner.clip.device))
@@ -218,8 +224,9 @@ def upsample(maps: Tensor, size: int) -> Tensor:
     return (up - lo) / (hi - lo).clamp_min(1e-12)
 
 
-def overlay_figure(pixels: np.ndarray, maps: dict[str, Tensor], titles: list[str] | None = None,
-                   opacity: float = 0.55, cell: int = 170) -> go.Figure:
+def overlay_figure(
+    pixels: np.ndarray, maps: dict[str, Tensor], titles: list[str] | None = None, opacity: float = 0.55, cell: int = 170
+) -> go.Figure:
     """A grid: one row per image; the image, then each named map (B, g, g) upsampled over it.
 
     pixels (B, H, W, 3) uint8 from `image_batch`; maps {"prompt 1": (B, g, g), "CLS rollout": …}.
@@ -236,9 +243,17 @@ def overlay_figure(pixels: np.ndarray, maps: dict[str, Tensor], titles: list[str
         fig.add_trace(go.Image(z=pixels[r]), row=r + 1, col=1)
         for c, (name, up) in enumerate(ups.items()):
             fig.add_trace(go.Image(z=pixels[r]), row=r + 1, col=c + 2)
-            fig.add_trace(go.Heatmap(z=up[r], colorscale="Inferno", opacity=opacity, showscale=False,
-                                     hovertemplate=f"{name}<br>x %{{x}} y %{{y}}: %{{z:.2f}}<extra></extra>"),
-                          row=r + 1, col=c + 2)
+            fig.add_trace(
+                go.Heatmap(
+                    z=up[r],
+                    colorscale="Inferno",
+                    opacity=opacity,
+                    showscale=False,
+                    hovertemplate=f"{name}<br>x %{{x}} y %{{y}}: %{{z:.2f}}<extra></extra>",
+                ),
+                row=r + 1,
+                col=c + 2,
+            )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, autorange="reversed")
     fig.update_layout(height=cell * b + 40, width=cell * cols + 40, margin=dict(t=30, b=5, l=5, r=5))
@@ -260,8 +275,11 @@ def text_attention_figure(labels: list[str], weights: Tensor, title: str = "") -
     cols = [f"{i}:{t}" for i, t in enumerate(labels)]  # unique column keys
     fig = go.Figure(go.Heatmap(z=z, x=cols, y=rows, colorscale="Viridis", colorbar=dict(title="weight")))
     fig.update_yaxes(autorange="reversed")
-    fig.update_layout(title=title or "text attention (head average)", height=max(260, 22 * len(rows) + 120),
-                      margin=dict(t=50, b=60, l=90, r=20))
+    fig.update_layout(
+        title=title or "text attention (head average)",
+        height=max(260, 22 * len(rows) + 120),
+        margin=dict(t=50, b=60, l=90, r=20),
+    )
     return fig
 
 
@@ -270,24 +288,36 @@ def cross_modal_figure(weights: dict[str, list[Tensor]], title: str = "") -> go.
     keys = list(weights)
     layers = max(len(v) for v in weights.values())
     names = [f"{k} update, layer {i + 1}" for k in keys for i in range(layers)]
-    fig = make_subplots(rows=len(keys), cols=layers, subplot_titles=names, horizontal_spacing=0.03,
-                        vertical_spacing=0.12)
+    fig = make_subplots(
+        rows=len(keys), cols=layers, subplot_titles=names, horizontal_spacing=0.03, vertical_spacing=0.12
+    )
     for r, key in enumerate(keys):
         q, kv = ("text prompt", "vision prompt") if key == "vision" else ("vision prompt", "text prompt")
         for c, w in enumerate(weights[key]):
-            fig.add_trace(go.Heatmap(z=w.numpy(), colorscale="Viridis", coloraxis="coloraxis",
-                                     hovertemplate=f"{q} %{{y}} → {kv} %{{x}}: %{{z:.3f}}<extra></extra>"),
-                          row=r + 1, col=c + 1)
+            fig.add_trace(
+                go.Heatmap(
+                    z=w.numpy(),
+                    colorscale="Viridis",
+                    coloraxis="coloraxis",
+                    hovertemplate=f"{q} %{{y}} → {kv} %{{x}}: %{{z:.3f}}<extra></extra>",
+                ),
+                row=r + 1,
+                col=c + 1,
+            )
     fig.update_yaxes(autorange="reversed")
-    fig.update_layout(title=title or "cross-modal prompt attention (rows: queries, columns: keys)",
-                      coloraxis=dict(colorscale="Viridis"), height=260 * len(keys) + 80,
-                      margin=dict(t=80, b=20, l=30, r=20))
+    fig.update_layout(
+        title=title or "cross-modal prompt attention (rows: queries, columns: keys)",
+        coloraxis=dict(colorscale="Viridis"),
+        height=260 * len(keys) + 80,
+        margin=dict(t=80, b=20, l=30, r=20),
+    )
     fig.update_annotations(font_size=11)
     return fig
 
 
-def prompt_attention_figure(learner: PromptLearner, dataset, n: int = 4, prompts: int = 3,
-                            layer: int | str = -1) -> go.Figure:
+def prompt_attention_figure(
+    learner: PromptLearner, dataset, n: int = 4, prompts: int = 3, layer: int | str = -1
+) -> go.Figure:
     """For n images of `dataset` (one per class): the image, where the first `prompts` visual prompt
     tokens look (layer `layer`, or "mean" over layers), and the CLS attention rollout."""
     images, pixels, labels = image_batch(dataset, learner.clip, n)

@@ -14,6 +14,7 @@ spec's recipe (`run_learner`, for matched starts).
 The module shares its name with `analysis.compare` (the function of `analysis.experiments`); import it
 as `mmprompt_lab.analysis.compare` or use the functions re-exported by `mmprompt_lab.analysis`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,8 +29,17 @@ from torch import Tensor
 
 from ..engine import fit
 from ..transforms import test_transform
-from ..experiment import (ExperimentResult, ExperimentSpec, fit_settings, learner_options, load_train, preset_options,
-                          run_experiment, score, test_sets)
+from ..experiment import (
+    ExperimentResult,
+    ExperimentSpec,
+    fit_settings,
+    learner_options,
+    load_train,
+    preset_options,
+    run_experiment,
+    score,
+    test_sets,
+)
 from ..learners import create_learner
 from ..learners.base import PromptLearner
 from ..seeding import seed_everything
@@ -57,8 +67,15 @@ def variant(method: str, label: str = "", **options) -> Variant:
     return Variant(method, label, dict(options))
 
 
-def run_seeds(clip, variants: Iterable[str | Variant], suite: str, settings: NotebookSettings, *,
-              seeds: Sequence[int] = (1, 2, 3), **kwargs) -> list[ExperimentResult]:
+def run_seeds(
+    clip,
+    variants: Iterable[str | Variant],
+    suite: str,
+    settings: NotebookSettings,
+    *,
+    seeds: Sequence[int] = (1, 2, 3),
+    **kwargs,
+) -> list[ExperimentResult]:
     """Train and score every variant once per seed (`run_method` with `settings.seed` replaced).
 
     Args:
@@ -92,8 +109,11 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
-def summarize(results: Sequence[ExperimentResult], metrics: Sequence[str] = ("base", "novel", "hm"),
-              reference: str | None = "zeroshot") -> list[dict]:
+def summarize(
+    results: Sequence[ExperimentResult],
+    metrics: Sequence[str] = ("base", "novel", "hm"),
+    reference: str | None = "zeroshot",
+) -> list[dict]:
     """One row per variant (in order of first appearance), over its seeds.
 
     Row keys: "method" (the label), "seeds" (how many runs), "trainable" (parameters; the same for every
@@ -106,8 +126,12 @@ def summarize(results: Sequence[ExperimentResult], metrics: Sequence[str] = ("ba
         groups.setdefault(r.method, []).append(r)
     rows = []
     for name, runs in groups.items():
-        row = {"method": name, "seeds": len(runs), "trainable": runs[0].learner.num_trainable(),
-               "train_s": mean_std([r.train_seconds for r in runs])[0]}
+        row = {
+            "method": name,
+            "seeds": len(runs),
+            "trainable": runs[0].learner.num_trainable(),
+            "train_s": mean_std([r.train_seconds for r in runs])[0],
+        }
         for m in metrics:
             row[m], row[f"{m}_std"] = mean_std([r.metrics[m] for r in runs])
         rows.append(row)
@@ -126,10 +150,16 @@ def summary_table(rows: list[dict], reference: str = "zero-shot") -> go.Figure:
     metrics fall below the reference (marked ▼)."""
     metrics = _metrics_of(rows)
     header = ["method", "seeds", "trainable", "train s"] + metrics + [f"below {reference}"]
-    cols = [[r["method"] for r in rows], [r["seeds"] for r in rows], [f"{r['trainable']:,}" for r in rows],
-            [f"{r['train_s']:.1f}" for r in rows]]
-    cols += [[f"{r[m]:.1f} ± {r[f'{m}_std']:.1f}" + (" ▼" if m in r["below_reference"] else "") for r in rows]
-             for m in metrics]
+    cols = [
+        [r["method"] for r in rows],
+        [r["seeds"] for r in rows],
+        [f"{r['trainable']:,}" for r in rows],
+        [f"{r['train_s']:.1f}" for r in rows],
+    ]
+    cols += [
+        [f"{r[m]:.1f} ± {r[f'{m}_std']:.1f}" + (" ▼" if m in r["below_reference"] else "") for r in rows]
+        for m in metrics
+    ]
     cols.append([", ".join(r["below_reference"]) for r in rows])
     fig = go.Figure(go.Table(header=dict(values=header), cells=dict(values=cols)))
     fig.update_layout(height=70 + 30 * len(rows), margin=dict(t=10, b=10, l=10, r=10))
@@ -141,11 +171,22 @@ def summary_figure(rows: list[dict], title: str = "") -> go.Figure:
     metrics = _metrics_of(rows)
     fig = go.Figure()
     for r in rows:
-        fig.add_bar(name=r["method"], x=metrics, y=[r[m] for m in metrics],
-                    error_y=dict(type="data", array=[r[f"{m}_std"] for m in metrics]),
-                    text=[f"{r[m]:.1f}" for m in metrics], textposition="inside")
-    fig.update_layout(barmode="group", title=title or f"mean ± std over {rows[0]['seeds']} seeds (%)",
-                      yaxis_title="%", yaxis_range=[0, 105], height=400, margin=dict(t=50, b=40, l=50, r=20))
+        fig.add_bar(
+            name=r["method"],
+            x=metrics,
+            y=[r[m] for m in metrics],
+            error_y=dict(type="data", array=[r[f"{m}_std"] for m in metrics]),
+            text=[f"{r[m]:.1f}" for m in metrics],
+            textposition="inside",
+        )
+    fig.update_layout(
+        barmode="group",
+        title=title or f"mean ± std over {rows[0]['seeds']} seeds (%)",
+        yaxis_title="%",
+        yaxis_range=[0, 105],
+        height=400,
+        margin=dict(t=50, b=40, l=50, r=20),
+    )
     return fig
 
 
@@ -219,8 +260,9 @@ def groups_table(columns: dict[str, dict[str, float]], fmt: str = "{:,.0f}", tit
     groups = list(dict.fromkeys(g for col in columns.values() for g in col))
     cells = [groups] + [[fmt.format(col[g]) if g in col else "—" for g in groups] for col in columns.values()]
     fig = go.Figure(go.Table(header=dict(values=["group"] + list(columns)), cells=dict(values=cells)))
-    fig.update_layout(title=title or None, height=90 + 28 * len(groups), margin=dict(t=40 if title else 10, b=10,
-                                                                                      l=10, r=10))
+    fig.update_layout(
+        title=title or None, height=90 + 28 * len(groups), margin=dict(t=40 if title else 10, b=10, l=10, r=10)
+    )
     return fig
 
 
@@ -241,8 +283,11 @@ def parameter_table(learners: dict[str, PromptLearner], names: Sequence[str] | N
 
 def gradient_table(learners: dict[str, PromptLearner], names: Sequence[str], dataset, n: int = 8) -> go.Figure:
     """‖∂loss/∂θ‖ per parameter group (`gradient_norms`, one batch of `dataset`) of the named learners."""
-    return groups_table({k: gradient_norms(learners[k], dataset, n) for k in names}, fmt="{:.3g}",
-                        title=f"gradient norm per group, one batch of {n} images (0 = never learns)")
+    return groups_table(
+        {k: gradient_norms(learners[k], dataset, n) for k in names},
+        fmt="{:.3g}",
+        title=f"gradient norm per group, one batch of {n} images (0 = never learns)",
+    )
 
 
 # ----------------------------------------------------------------------------- parameter coupling
@@ -260,8 +305,17 @@ def maple_as_ivlp(maple: PromptLearner, classnames: list[str] | None = None) -> 
     if maple.name != "maple":
         raise ValueError(f"maple_as_ivlp converts a 'maple' learner, got {maple.name!r}")
     cfg = maple.config
-    ivlp = create_learner("ivlp", maple.clip, classnames or maple.classnames, seed=0, n_ctx_text=cfg.n_ctx,
-                          n_ctx_vision=cfg.n_ctx, text_depth=cfg.depth, vision_depth=cfg.depth, ctx_init=cfg.ctx_init)
+    ivlp = create_learner(
+        "ivlp",
+        maple.clip,
+        classnames or maple.classnames,
+        seed=0,
+        n_ctx_text=cfg.n_ctx,
+        n_ctx_vision=cfg.n_ctx,
+        text_depth=cfg.depth,
+        vision_depth=cfg.depth,
+        ctx_init=cfg.ctx_init,
+    )
     ivlp.to(maple.ctx.device)
     ivlp.ctx.copy_(maple.ctx)  # P_0 (M, Dt)
     ivlp.vision_ctx.copy_(maple.proj(maple.ctx))  # V_0 = F_0(P_0) (M, Dv)
@@ -300,8 +354,10 @@ def effective_prompts(learner: PromptLearner) -> dict[str, Tensor]:
         raise ValueError(f"effective_prompts reads IVLP or MaPLe learners, got {learner.name!r}")
     text = [learner.ctx, *learner.deep_text]
     vision = [learner.vision_ctx, *learner.deep_vision] if learner.has_vision_prompts else []
-    return {**{f"text {i}": p.detach().clone() for i, p in enumerate(text)},
-            **{f"vision {i}": p.detach().clone() for i, p in enumerate(vision)}}
+    return {
+        **{f"text {i}": p.detach().clone() for i, p in enumerate(text)},
+        **{f"vision {i}": p.detach().clone() for i, p in enumerate(vision)},
+    }
 
 
 def prompt_travel(start: dict[str, Tensor], learner: PromptLearner) -> dict[str, float]:
@@ -311,8 +367,9 @@ def prompt_travel(start: dict[str, Tensor], learner: PromptLearner) -> dict[str,
     return {k: float((end[k] - v).norm()) for k, v in start.items()}
 
 
-def maple_vs_ivlp(clip, suite: str, settings: NotebookSettings, *, seeds: Sequence[int] = (1, 2, 3),
-                  **options) -> list[ExperimentResult]:
+def maple_vs_ivlp(
+    clip, suite: str, settings: NotebookSettings, *, seeds: Sequence[int] = (1, 2, 3), **options
+) -> list[ExperimentResult]:
     """Parameter coupling, isolated: per seed, "maple"; "ivlp (maple start)", an IVLP learner started from
     exactly MaPLe's initial prompts (`maple_as_ivlp` of the untrained MaPLe, so both begin with identical
     logits) and trained with the same recipe, data order and budget; and "ivlp (own start)", IVLP with its
@@ -325,17 +382,25 @@ def maple_vs_ivlp(clip, suite: str, settings: NotebookSettings, *, seeds: Sequen
         maple = _build(maple_spec, clip, load_train(maple_spec))
         twin = maple_as_ivlp(maple)
         cfg = maple.config
-        own = dict(n_ctx_text=cfg.n_ctx, n_ctx_vision=cfg.n_ctx, text_depth=cfg.depth, vision_depth=cfg.depth,
-                   ctx_init=cfg.ctx_init)
+        own = dict(
+            n_ctx_text=cfg.n_ctx,
+            n_ctx_vision=cfg.n_ctx,
+            text_depth=cfg.depth,
+            vision_depth=cfg.depth,
+            ctx_init=cfg.ctx_init,
+        )
         ivlp_spec = s.spec("ivlp", suite, clip, **own)
-        out += [run_learner(maple, maple_spec, device=s.device, label="maple"),
-                run_learner(twin, ivlp_spec, device=s.device, label="ivlp (maple start)"),
-                run_experiment(ivlp_spec, clip, device=s.device, label="ivlp (own start)")]
+        out += [
+            run_learner(maple, maple_spec, device=s.device, label="maple"),
+            run_learner(twin, ivlp_spec, device=s.device, label="ivlp (maple start)"),
+            run_experiment(ivlp_spec, clip, device=s.device, label="ivlp (own start)"),
+        ]
     return out
 
 
-def run_learner(learner: PromptLearner, spec: ExperimentSpec, *, device: str | None = None,
-                label: str = "") -> ExperimentResult:
+def run_learner(
+    learner: PromptLearner, spec: ExperimentSpec, *, device: str | None = None, label: str = ""
+) -> ExperimentResult:
     """Train an already-built learner with a spec's recipe (its seed, shots, epochs, lr, batch size, preset) and
     score it on the spec's test sets — `run_experiment` for a learner made by hand (e.g. an IVLP learner
     started from MaPLe's initial prompts, `maple_as_ivlp`). The spec's method only names the recipe.
@@ -348,15 +413,43 @@ def run_learner(learner: PromptLearner, spec: ExperimentSpec, *, device: str | N
     train = load_train(spec)
     with learner.use_classnames(train.classnames):
         t0 = time.perf_counter()
-        history = fit(learner, train, **fit_settings(spec), seed=spec.seed, accumulate=spec.accumulate, device=device,
-                      precision=spec.precision, progress=False)
+        history = fit(
+            learner,
+            train,
+            **fit_settings(spec),
+            seed=spec.seed,
+            accumulate=spec.accumulate,
+            device=device,
+            precision=spec.precision,
+            progress=False,
+        )
         seconds = time.perf_counter() - t0
     tests = test_sets(spec)
     metrics, evals = score(learner, tests, spec, device=device)
     return ExperimentResult(spec, learner, history, metrics, train, tests, evals, round(seconds, 2), [], label)
 
 
-__all__ = ["Variant", "effective_prompts", "gradient_norms", "gradient_table", "groups_table", "initial_learner",
-           "learners_of", "logit_gap", "parameter_table",
-           "maple_as_ivlp", "maple_vs_ivlp", "mean_std", "parameter_group", "parameter_groups", "pass_dependence",
-           "prompt_travel", "run_learner", "run_seeds", "summarize", "summary_figure", "summary_table", "variant"]
+__all__ = [
+    "Variant",
+    "effective_prompts",
+    "gradient_norms",
+    "gradient_table",
+    "groups_table",
+    "initial_learner",
+    "learners_of",
+    "logit_gap",
+    "parameter_table",
+    "maple_as_ivlp",
+    "maple_vs_ivlp",
+    "mean_std",
+    "parameter_group",
+    "parameter_groups",
+    "pass_dependence",
+    "prompt_travel",
+    "run_learner",
+    "run_seeds",
+    "summarize",
+    "summary_figure",
+    "summary_table",
+    "variant",
+]

@@ -8,6 +8,7 @@
   into one corner and each star lands among the images it is closest to.
 - `alignment_figure`: per-class image–text cosine of several stages, with gap and accuracy.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,8 +45,11 @@ def features(learner: PromptLearner, dataset, name: str = "", batch_size: int | 
     averaged over the evaluation batches (and images) and renormalised.
     """
     learner.eval()
-    loader = make_loader(dataset.with_transform(test_transform(learner.clip)),
-                         batch_size or learner.preset.eval_batch_size, shuffle=False)
+    loader = make_loader(
+        dataset.with_transform(test_transform(learner.clip)),
+        batch_size or learner.preset.eval_batch_size,
+        shuffle=False,
+    )
     device = learner.clip.device
     images, texts, labels = [], [], []
     with learner.use_classnames(dataset.classnames):  # the learner is left as it was
@@ -60,8 +64,13 @@ def features(learner: PromptLearner, dataset, name: str = "", batch_size: int | 
             images.append(F.normalize(img, dim=-1).cpu())
             labels.append(y)
     text = fixed if fixed is not None else torch.stack(texts).sum(0)  # (C, E)
-    return Features(torch.cat(images), F.normalize(text.float(), dim=-1).cpu(), torch.cat(labels),
-                    list(dataset.classnames), name or learner.name)
+    return Features(
+        torch.cat(images),
+        F.normalize(text.float(), dim=-1).cpu(),
+        torch.cat(labels),
+        list(dataset.classnames),
+        name or learner.name,
+    )
 
 
 def modality_gap(f: Features) -> float:
@@ -72,8 +81,12 @@ def modality_gap(f: Features) -> float:
 def class_cosine(f: Features) -> Tensor:
     """(C,) mean cosine between the images of class c and the text feature of class c."""
     cos = (f.image * f.text[f.labels]).sum(-1)  # (N,)
-    return torch.stack([cos[f.labels == c].mean() if (f.labels == c).any() else torch.tensor(float("nan"))
-                        for c in range(len(f.classnames))])
+    return torch.stack(
+        [
+            cos[f.labels == c].mean() if (f.labels == c).any() else torch.tensor(float("nan"))
+            for c in range(len(f.classnames))
+        ]
+    )
 
 
 def nearest_class_accuracy(f: Features) -> float:
@@ -83,12 +96,20 @@ def nearest_class_accuracy(f: Features) -> float:
 
 def summary(f: Features) -> dict:
     """{"gap", "cosine" (mean over classes), "accuracy"} of one feature set."""
-    return {"gap": round(modality_gap(f), 4), "cosine": round(float(class_cosine(f).nanmean()), 4),
-            "accuracy": round(nearest_class_accuracy(f), 2)}
+    return {
+        "gap": round(modality_gap(f), 4),
+        "cosine": round(float(class_cosine(f).nanmean()), 4),
+        "accuracy": round(nearest_class_accuracy(f), 2),
+    }
 
 
-def umap_2d(arrays: list[np.ndarray | Tensor], seed: int = 0, n_neighbors: int = 15,
-            min_dist: float = 0.3, metric: str = "cosine") -> list[np.ndarray]:
+def umap_2d(
+    arrays: list[np.ndarray | Tensor],
+    seed: int = 0,
+    n_neighbors: int = 15,
+    min_dist: float = 0.3,
+    metric: str = "cosine",
+) -> list[np.ndarray]:
     """One UMAP fit over the stacked arrays (each (n_i, E)); returns their (n_i, 2) embeddings.
 
     Seeded (`random_state`, which also makes umap-learn single-threaded): same inputs and seed →
@@ -99,11 +120,17 @@ def umap_2d(arrays: list[np.ndarray | Tensor], seed: int = 0, n_neighbors: int =
     mats = [np.asarray(a, dtype=np.float32) for a in arrays]
     x = np.concatenate(mats)
     k = max(2, min(n_neighbors, len(x) - 1))
-    emb = umap.UMAP(n_neighbors=k, min_dist=min_dist, metric=metric, random_state=seed, n_jobs=1,
-                    init="spectral" if len(x) > k + 1 else "random").fit_transform(x)
+    emb = umap.UMAP(
+        n_neighbors=k,
+        min_dist=min_dist,
+        metric=metric,
+        random_state=seed,
+        n_jobs=1,
+        init="spectral" if len(x) > k + 1 else "random",
+    ).fit_transform(x)
     out, start = [], 0
     for m in mats:
-        out.append(emb[start:start + len(m)])
+        out.append(emb[start : start + len(m)])
         start += len(m)
     return out
 
@@ -112,6 +139,7 @@ def centred(f: Features) -> Features:
     """The features with each modality centred on its own mean and renormalised: the modality gap removed,
     the directions that tell classes apart kept (cosines between an image and the class texts are all
     shifted alike by the gap; what ranks them is what remains)."""
+
     def centre(x: Tensor) -> Tensor:
         return F.normalize(x - x.mean(0), dim=-1)
 
@@ -137,16 +165,37 @@ def umap_figure(stages: list[Features], seed: int = 0, n_neighbors: int = 15, ce
         for c, name in enumerate(f.classnames):
             colour = palette[c % len(palette)]
             m = (f.labels == c).numpy()
-            fig.add_scatter(x=img[m, 0], y=img[m, 1], mode="markers", name=name, legendgroup=name,
-                            showlegend=s == 0, marker=dict(size=6, color=colour, opacity=0.7),
-                            hovertemplate=f"image · {name}<extra></extra>", row=1, col=s + 1)
-            fig.add_scatter(x=[txt[c, 0]], y=[txt[c, 1]], mode="markers", name=f"text · {name}",
-                            legendgroup=name, showlegend=False,
-                            marker=dict(size=16, color=colour, symbol="star", line=dict(width=1, color="black")),
-                            hovertemplate=f"text · {name}<extra></extra>", row=1, col=s + 1)
+            fig.add_scatter(
+                x=img[m, 0],
+                y=img[m, 1],
+                mode="markers",
+                name=name,
+                legendgroup=name,
+                showlegend=s == 0,
+                marker=dict(size=6, color=colour, opacity=0.7),
+                hovertemplate=f"image · {name}<extra></extra>",
+                row=1,
+                col=s + 1,
+            )
+            fig.add_scatter(
+                x=[txt[c, 0]],
+                y=[txt[c, 1]],
+                mode="markers",
+                name=f"text · {name}",
+                legendgroup=name,
+                showlegend=False,
+                marker=dict(size=16, color=colour, symbol="star", line=dict(width=1, color="black")),
+                hovertemplate=f"text · {name}<extra></extra>",
+                row=1,
+                col=s + 1,
+            )
     how = " (each modality centred: gap removed for the layout)" if centre else ""
-    fig.update_layout(title=f"UMAP of image (dots) and text (stars) features{how}", height=460,
-                      width=max(520, 460 * len(stages)), margin=dict(t=80, b=20, l=20, r=20))
+    fig.update_layout(
+        title=f"UMAP of image (dots) and text (stars) features{how}",
+        height=460,
+        width=max(520, 460 * len(stages)),
+        margin=dict(t=80, b=20, l=20, r=20),
+    )
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)
     return fig
@@ -157,9 +206,15 @@ def alignment_figure(stages: list[Features]) -> go.Figure:
     fig = go.Figure()
     for f in stages:
         s = summary(f)
-        fig.add_bar(x=f.classnames, y=class_cosine(f).numpy(),
-                    name=f"{f.name} (gap {s['gap']:.2f}, acc {s['accuracy']:.0f} %)")
-    fig.update_layout(barmode="group", title="image–text cosine of each class (higher = better aligned)",
-                      yaxis_title="mean cosine", height=380, margin=dict(t=50, b=60, l=50, r=20),
-                      legend=dict(orientation="h", y=-0.25))
+        fig.add_bar(
+            x=f.classnames, y=class_cosine(f).numpy(), name=f"{f.name} (gap {s['gap']:.2f}, acc {s['accuracy']:.0f} %)"
+        )
+    fig.update_layout(
+        barmode="group",
+        title="image–text cosine of each class (higher = better aligned)",
+        yaxis_title="mean cosine",
+        height=380,
+        margin=dict(t=50, b=60, l=50, r=20),
+        legend=dict(orientation="h", y=-0.25),
+    )
     return fig

@@ -8,6 +8,7 @@ notebook as widgets that reopen as "Error displaying widget").
     r.metrics      # {"base": 81.2, "novel": 64.0, "hm": 71.6}
     verdict([zs, r])   # each run against zero-shot, runs below it flagged
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,10 +27,22 @@ from ..settings import CI_LIMITS, NotebookSettings
 RunResult = ExperimentResult  # what the lessons call a finished run
 
 
-def run_method(clip, method: str, suite: str, settings: NotebookSettings, *, base_to_novel: bool = True,
-               shifted: tuple[str, ...] = (), n_ctx: int | None = None, depth: int | None = None,
-               lr: float | None = None, name: str | None = None, root: str | None = None,
-               preset: str | None = None, **options) -> ExperimentResult:
+def run_method(
+    clip,
+    method: str,
+    suite: str,
+    settings: NotebookSettings,
+    *,
+    base_to_novel: bool = True,
+    shifted: tuple[str, ...] = (),
+    n_ctx: int | None = None,
+    depth: int | None = None,
+    lr: float | None = None,
+    name: str | None = None,
+    root: str | None = None,
+    preset: str | None = None,
+    **options,
+) -> ExperimentResult:
     """Train `method` on `suite` and evaluate it — one `run_experiment` with the lesson's settings.
 
     With `base_to_novel` the learner trains on the base half and is scored on base and novel test
@@ -45,12 +58,23 @@ def run_method(clip, method: str, suite: str, settings: NotebookSettings, *, bas
         >>> run_method(clip, "maple", "toyworld/shapes", S, n_ctx=2).metrics["hm"]
         >>> run_method(clip, "maple", "toyworld/shapes", S, preset="transfer")   # depth 3 of 12, 2 epochs
     """
-    spec = settings.spec(method, suite, clip, base_to_novel=base_to_novel, shifted=shifted, n_ctx=n_ctx,
-                         depth=depth, lr=lr, root=root, **options)
+    spec = settings.spec(
+        method,
+        suite,
+        clip,
+        base_to_novel=base_to_novel,
+        shifted=shifted,
+        n_ctx=n_ctx,
+        depth=depth,
+        lr=lr,
+        root=root,
+        **options,
+    )
     if preset is not None:
         train = get_learner_class(method).named_preset(preset).train
-        spec = spec.replace(preset=preset, epochs=min(train.epochs, settings.epochs) if settings.ci else None,
-                            batch_size=None)
+        spec = spec.replace(
+            preset=preset, epochs=min(train.epochs, settings.epochs) if settings.ci else None, batch_size=None
+        )
     return run_experiment(spec, clip, device=settings.device, label=name or "", progress=False)
 
 
@@ -59,8 +83,7 @@ def compare(clip, methods: list[str], suites: list[str], settings: NotebookSetti
     return [run_method(clip, m, s, settings, **kwargs) for s in suites for m in methods]
 
 
-def results_figure(results: list[RunResult], metrics: tuple[str, ...] | None = None,
-                   title: str = "") -> go.Figure:
+def results_figure(results: list[RunResult], metrics: tuple[str, ...] | None = None, title: str = "") -> go.Figure:
     """Grouped bars: one group per metric (and suite), one bar colour per method."""
     metrics = metrics or tuple(k for k in results[0].metrics if not (k == "accuracy" and "base" in results[0].metrics))
     suites = list(dict.fromkeys(r.suite for r in results))
@@ -75,8 +98,14 @@ def results_figure(results: list[RunResult], metrics: tuple[str, ...] | None = N
                     xs.append(f"{k}<br>{r.suite.split('/')[-1]}" if len(suites) > 1 else k)
                     ys.append(r.metrics[k])
         fig.add_bar(name=method, x=xs, y=ys, text=[f"{y:.1f}" for y in ys], textposition="outside")
-    fig.update_layout(barmode="group", title=title or "accuracy (%)", yaxis_title="%", yaxis_range=[0, 105],
-                      height=380, margin=dict(t=50, b=40, l=50, r=20))
+    fig.update_layout(
+        barmode="group",
+        title=title or "accuracy (%)",
+        yaxis_title="%",
+        yaxis_range=[0, 105],
+        height=380,
+        margin=dict(t=50, b=40, l=50, r=20),
+    )
     return fig
 
 
@@ -84,8 +113,9 @@ def table_figure(results: list[RunResult]) -> go.Figure:
     """The rows of `results` as a plotly table."""
     rows = [r.row() for r in results]
     cols = list(dict.fromkeys(k for row in rows for k in row))
-    fig = go.Figure(go.Table(header=dict(values=cols),
-                             cells=dict(values=[[row.get(c, "") for row in rows] for c in cols])))
+    fig = go.Figure(
+        go.Table(header=dict(values=cols), cells=dict(values=[[row.get(c, "") for row in rows] for c in cols]))
+    )
     fig.update_layout(height=60 + 30 * len(rows), margin=dict(t=10, b=10, l=10, r=10))
     return fig
 
@@ -96,13 +126,19 @@ def history_figure(results: list[RunResult]) -> go.Figure:
     for r in results:
         if r.history is not None:
             fig.add_scatter(y=r.history.step_loss, mode="lines", name=f"{r.method} ({r.suite.split('/')[-1]})")
-    fig.update_layout(title="training loss", xaxis_title="step", yaxis_title="cross-entropy", height=320,
-                      margin=dict(t=50, b=40, l=50, r=20))
+    fig.update_layout(
+        title="training loss",
+        xaxis_title="step",
+        yaxis_title="cross-entropy",
+        height=320,
+        margin=dict(t=50, b=40, l=50, r=20),
+    )
     return fig
 
 
-def gains(results: list[RunResult], metric: str = "accuracy",
-          baseline: str = "zeroshot") -> dict[str, dict[str, float]]:
+def gains(
+    results: list[RunResult], metric: str = "accuracy", baseline: str = "zeroshot"
+) -> dict[str, dict[str, float]]:
     """{method: {suite: metric − baseline's metric on that suite}} (points), baseline excluded."""
     base = {r.suite: r.metrics[metric] for r in results if r.method == baseline}
     out: dict[str, dict[str, float]] = {}
@@ -123,15 +159,20 @@ def suite_figure(dataset, per_class: int = 2, max_classes: int = 12, cell: int =
         if item.label in picks and len(picks[item.label]) < per_class:
             picks[item.label].append(item)
     titles = [dataset.classnames[c] if r == 0 else "" for r in range(per_class) for c in classes]
-    fig = make_subplots(rows=per_class, cols=len(classes), subplot_titles=titles, horizontal_spacing=0.005,
-                        vertical_spacing=0.02)
+    fig = make_subplots(
+        rows=per_class, cols=len(classes), subplot_titles=titles, horizontal_spacing=0.005, vertical_spacing=0.02
+    )
     for c in classes:
         for r, item in enumerate(picks[c]):
             fig.add_trace(go.Image(z=np.asarray(dataset.source.load_image(item).convert("RGB"))), row=r + 1, col=c + 1)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    fig.update_layout(height=cell * per_class + 60, width=max(400, cell * len(classes) + 40),
-                      margin=dict(t=40, b=5, l=5, r=5), title=f"{dataset.name} ({dataset.split})")
+    fig.update_layout(
+        height=cell * per_class + 60,
+        width=max(400, cell * len(classes) + 40),
+        margin=dict(t=40, b=5, l=5, r=5),
+        title=f"{dataset.name} ({dataset.split})",
+    )
     fig.update_annotations(font_size=10)
     return fig
 
@@ -141,8 +182,13 @@ def per_class_figure(metrics: dict, title: str = "") -> go.Figure:
     names, acc = list(metrics["per_class_accuracy"]), list(metrics["per_class_accuracy"].values())
     fig = go.Figure(go.Bar(x=names, y=acc))
     fig.add_hline(y=metrics["accuracy"], line_dash="dash", annotation_text=f"overall {metrics['accuracy']:.1f} %")
-    fig.update_layout(title=title or f"per-class accuracy on {metrics['dataset']}", yaxis_title="%",
-                      yaxis_range=[0, 105], height=340, margin=dict(t=50, b=60, l=50, r=20))
+    fig.update_layout(
+        title=title or f"per-class accuracy on {metrics['dataset']}",
+        yaxis_title="%",
+        yaxis_range=[0, 105],
+        height=340,
+        margin=dict(t=50, b=60, l=50, r=20),
+    )
     return fig
 
 
@@ -176,10 +222,22 @@ def accuracy_figure(learners: dict[str, object], dataset, title: str = "") -> go
     """Horizontal bars of each named learner's accuracy (%) on `dataset` (e.g. one template vs an ensemble)."""
     acc = learner_accuracy(learners, dataset)
     names = list(acc)[::-1]
-    fig = go.Figure(go.Bar(x=[acc[n] for n in names], y=names, orientation="h",
-                           text=[f"{acc[n]:.1f}" for n in names], textposition="outside"))
-    fig.update_layout(title=title or f"accuracy on {dataset.name} ({dataset.split})", xaxis_title="accuracy (%)",
-                      xaxis_range=[0, 105], height=80 + 40 * len(names), margin=dict(t=50, b=40, l=260, r=20))
+    fig = go.Figure(
+        go.Bar(
+            x=[acc[n] for n in names],
+            y=names,
+            orientation="h",
+            text=[f"{acc[n]:.1f}" for n in names],
+            textposition="outside",
+        )
+    )
+    fig.update_layout(
+        title=title or f"accuracy on {dataset.name} ({dataset.split})",
+        xaxis_title="accuracy (%)",
+        xaxis_range=[0, 105],
+        height=80 + 40 * len(names),
+        margin=dict(t=50, b=40, l=260, r=20),
+    )
     return fig
 
 
@@ -187,12 +245,23 @@ def template_figure(clip, dataset, templates: list[str]) -> go.Figure:
     """Prompt sensitivity: zero-shot accuracy of each template, sorted (horizontal bars)."""
     acc = template_accuracy(clip, dataset, templates)
     order = sorted(acc, key=acc.get)
-    fig = go.Figure(go.Bar(x=[acc[t] for t in order], y=order, orientation="h",
-                           text=[f"{acc[t]:.1f}" for t in order], textposition="outside"))
+    fig = go.Figure(
+        go.Bar(
+            x=[acc[t] for t in order],
+            y=order,
+            orientation="h",
+            text=[f"{acc[t]:.1f}" for t in order],
+            textposition="outside",
+        )
+    )
     spread = max(acc.values()) - min(acc.values())
-    fig.update_layout(title=f"same model, same images, different words: a {spread:.1f}-point spread",
-                      xaxis_title="zero-shot accuracy (%)", xaxis_range=[0, 105], height=70 + 34 * len(order),
-                      margin=dict(t=50, b=40, l=220, r=20))
+    fig.update_layout(
+        title=f"same model, same images, different words: a {spread:.1f}-point spread",
+        xaxis_title="zero-shot accuracy (%)",
+        xaxis_range=[0, 105],
+        height=70 + 34 * len(order),
+        margin=dict(t=50, b=40, l=220, r=20),
+    )
     return fig
 
 
@@ -237,16 +306,24 @@ def verdict(results: list[RunResult], baseline: str = "zeroshot"):
                 continue
             gain = r.metrics[key] - zs
             flag = "⚠ below zero-shot" if gain < 0 else ""
-            lines.append(f"| {r.method} | {r.suite.split('/')[-1]} | {key} | {r.metrics[key]:.1f} | {zs:.1f} | "
-                         f"{gain:+.1f} | {flag} |")
+            lines.append(
+                f"| {r.method} | {r.suite.split('/')[-1]} | {key} | {r.metrics[key]:.1f} | {zs:.1f} | "
+                f"{gain:+.1f} | {flag} |"
+            )
     if len(lines) == 2:
         raise ValueError("no zero-shot reference: add a 'zeroshot' run for each suite to the results")
     return Markdown("\n".join(lines))
 
 
 # ----------------------------------------------------------------------------- few-shot curves
-def few_shot_curve(clip, methods: list[str], suite: str, settings: NotebookSettings,
-                   shots: tuple[int, ...] = (1, 2, 4, 8, 16), **kwargs) -> list[RunResult]:
+def few_shot_curve(
+    clip,
+    methods: list[str],
+    suite: str,
+    settings: NotebookSettings,
+    shots: tuple[int, ...] = (1, 2, 4, 8, 16),
+    **kwargs,
+) -> list[RunResult]:
     """Accuracy against the number of training images per class: `run_method` on all classes of `suite`
     for each method and each K in `shots` (at CI size only K ≤ 2). "zeroshot" is run once (it trains on
     nothing). Keyword arguments go to each run (e.g. `preset`, `n_ctx`, learner options).
@@ -259,8 +336,9 @@ def few_shot_curve(clip, methods: list[str], suite: str, settings: NotebookSetti
     out = []
     for method in methods:
         for k in shots[:1] if method == "zeroshot" else shots:
-            out.append(run_method(clip, method, suite, dataclasses.replace(settings, shots=k), base_to_novel=False,
-                                  **kwargs))
+            out.append(
+                run_method(clip, method, suite, dataclasses.replace(settings, shots=k), base_to_novel=False, **kwargs)
+            )
     return out
 
 
@@ -269,16 +347,26 @@ def few_shot_figure(results: list[RunResult], baseline: str = "zeroshot") -> go.
     fig = go.Figure()
     for r in results:
         if r.method == baseline:
-            fig.add_hline(y=r.metrics["accuracy"], line_dash="dash", line_color="grey",
-                          annotation_text=f"zero-shot {r.metrics['accuracy']:.1f} %")
+            fig.add_hline(
+                y=r.metrics["accuracy"],
+                line_dash="dash",
+                line_color="grey",
+                annotation_text=f"zero-shot {r.metrics['accuracy']:.1f} %",
+            )
     for method in dict.fromkeys(r.method for r in results if r.method != baseline):
         runs = sorted((r for r in results if r.method == method), key=lambda r: r.spec.shots)
-        fig.add_scatter(x=[r.spec.shots for r in runs], y=[r.metrics["accuracy"] for r in runs],
-                        mode="lines+markers", name=method)
+        fig.add_scatter(
+            x=[r.spec.shots for r in runs], y=[r.metrics["accuracy"] for r in runs], mode="lines+markers", name=method
+        )
     suite = results[0].suite.split("/")[-1] if results else ""
-    fig.update_layout(title=f"few-shot accuracy on {suite}", xaxis=dict(title="shots per class", type="log",
-                      tickvals=sorted({r.spec.shots for r in results})), yaxis_title="accuracy (%)",
-                      yaxis_range=[0, 105], height=360, margin=dict(t=50, b=40, l=50, r=20))
+    fig.update_layout(
+        title=f"few-shot accuracy on {suite}",
+        xaxis=dict(title="shots per class", type="log", tickvals=sorted({r.spec.shots for r in results})),
+        yaxis_title="accuracy (%)",
+        yaxis_range=[0, 105],
+        height=360,
+        margin=dict(t=50, b=40, l=50, r=20),
+    )
     return fig
 
 
@@ -293,8 +381,9 @@ def gradient_norms(learner, dataset, batch_size: int = 16) -> dict[str, float]:
     params = {n: p for n, p in learner.named_parameters() if p.requires_grad}
     saved = {n: p.grad for n, p in params.items()}
     training = learner.training
-    images, labels = next(iter(make_loader(dataset.with_transform(test_transform(learner.clip)),
-                                           batch_size, shuffle=False)))
+    images, labels = next(
+        iter(make_loader(dataset.with_transform(test_transform(learner.clip)), batch_size, shuffle=False))
+    )
     device = learner.clip.device
     try:
         for p in params.values():
@@ -305,13 +394,14 @@ def gradient_norms(learner, dataset, batch_size: int = 16) -> dict[str, float]:
         squares: dict[str, float] = {}
         for name, p in params.items():
             group = _group(name)
-            squares[group] = squares.get(group, 0.0) + (float(p.grad.double().pow(2).sum()) if p.grad is not None
-                                                        else 0.0)
+            squares[group] = squares.get(group, 0.0) + (
+                float(p.grad.double().pow(2).sum()) if p.grad is not None else 0.0
+            )
     finally:
         for n, p in params.items():
             p.grad = saved[n]
         learner.train(training)
-    return {g: v ** 0.5 for g, v in squares.items()}
+    return {g: v**0.5 for g, v in squares.items()}
 
 
 def _group(name: str) -> str:
@@ -328,9 +418,19 @@ def gradient_figure(learners: dict[str, object], dataset, batch_size: int = 16) 
     fig = go.Figure()
     for name, n in norms.items():
         groups = list(n)
-        fig.add_bar(name=name, x=groups, y=[n[g] if n[g] > 0 else floor for g in groups],
-                    text=[f"{n[g]:.1e}" if n[g] > 0 else "no gradient" for g in groups], textposition="outside",
-                    hovertext=[f"{g}: {n[g]:.3g}" for g in groups])
-    fig.update_layout(barmode="group", title="gradient norm of the training loss per parameter group (one batch)",
-                      yaxis=dict(type="log", title="‖∇‖"), height=400, margin=dict(t=50, b=80, l=60, r=20))
+        fig.add_bar(
+            name=name,
+            x=groups,
+            y=[n[g] if n[g] > 0 else floor for g in groups],
+            text=[f"{n[g]:.1e}" if n[g] > 0 else "no gradient" for g in groups],
+            textposition="outside",
+            hovertext=[f"{g}: {n[g]:.3g}" for g in groups],
+        )
+    fig.update_layout(
+        barmode="group",
+        title="gradient norm of the training loss per parameter group (one batch)",
+        yaxis=dict(type="log", title="‖∇‖"),
+        height=400,
+        margin=dict(t=50, b=80, l=60, r=20),
+    )
     return fig

@@ -13,6 +13,7 @@
 
 Letters: B images, C classes, N vision prompts, M text slots, P patches, T = 1 + P + N vision tokens.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -80,17 +81,21 @@ def _watching(learner: PromptLearner, sink: list[LayerInput]):
 
         def step(i, text, vision):
             new_text, new_vision = inner(i, text, vision)
-            rec = LayerInput(i, None if new_vision is None else new_vision.detach(),
-                             None if new_text is None else new_text.detach())
+            rec = LayerInput(
+                i, None if new_vision is None else new_vision.detach(), None if new_text is None else new_text.detach()
+            )
             if new_vision is not None and learner.has_vision_prompts and _vision_count(learner, new_vision) > 0:
                 n = _vision_count(learner, new_vision)
-                rec.vision_written = i == 0 or not torch.equal(vision_slots(vision, n, learner.vision_position),
-                                                               vision_slots(new_vision, n, learner.vision_position))
+                rec.vision_written = i == 0 or not torch.equal(
+                    vision_slots(vision, n, learner.vision_position),
+                    vision_slots(new_vision, n, learner.vision_position),
+                )
             if new_text is not None and learner.has_text_prompts:
                 slots = _text_slots(learner, new_text)
                 rec.text_written = i == 0 or not torch.equal(gather_slots(text, slots), gather_slots(new_text, slots))
             sink.append(rec)
             return new_text, new_vision
+
         return step
 
     learner.hook = hook  # an instance attribute shadows the method for this block only
@@ -148,12 +153,15 @@ def vocabulary_scale(clip, sample: int = 2048, seed: int = 0) -> dict[str, float
         d = torch.cdist(table[chunk], table)  # (n, V)
         d[torch.arange(len(chunk)), chunk] = float("inf")  # not the word itself
         nearest.append(d.min(-1).values)
-    return {"word_norm": float(table.norm(dim=-1).median()),
-            "nearest_word_distance": float(torch.cat(nearest).median())}
+    return {
+        "word_norm": float(table.norm(dim=-1).median()),
+        "nearest_word_distance": float(torch.cat(nearest).median()),
+    }
 
 
-def context_words(learner: PromptLearner, images: Tensor | None = None, k: int = 3,
-                  metric: str = "euclidean") -> list[dict]:
+def context_words(
+    learner: PromptLearner, images: Tensor | None = None, k: int = 3, metric: str = "euclidean"
+) -> list[dict]:
     """Nearest words of each learnable text slot, at every block where the learner writes text prompts.
 
     Layer 0 is the learned context itself (`vocab.learned_context`); deeper layers are the vectors the
@@ -177,8 +185,15 @@ def context_words(learner: PromptLearner, images: Tensor | None = None, k: int =
     for layer, vecs in sorted(vectors.items()):
         words = nearest_words(learner.clip, vecs, k=k, metric=metric)
         for m, w in enumerate(words):
-            rows.append({"layer": layer, "slot": m + 1, "words": [x for x, _ in w], "distance": w[0][1],
-                         "norm": float(vecs[m].norm())})
+            rows.append(
+                {
+                    "layer": layer,
+                    "slot": m + 1,
+                    "words": [x for x, _ in w],
+                    "distance": w[0][1],
+                    "norm": float(vecs[m].norm()),
+                }
+            )
     return rows
 
 
@@ -186,13 +201,19 @@ def words_table(rows: list[dict], scale: dict | None = None, title: str = "") ->
     """`context_words` rows as a table; with `scale` (`vocabulary_scale`), distances also in units of the
     typical nearest-word distance."""
     header = ["layer", "slot", "nearest words", "distance", "norm"] + (["× word spacing"] if scale else [])
-    cols = [[r["layer"] for r in rows], [f"ctx{r['slot']}" for r in rows], [", ".join(r["words"]) for r in rows],
-            [f"{r['distance']:.2f}" for r in rows], [f"{r['norm']:.2f}" for r in rows]]
+    cols = [
+        [r["layer"] for r in rows],
+        [f"ctx{r['slot']}" for r in rows],
+        [", ".join(r["words"]) for r in rows],
+        [f"{r['distance']:.2f}" for r in rows],
+        [f"{r['norm']:.2f}" for r in rows],
+    ]
     if scale:
         cols.append([f"{r['distance'] / scale['nearest_word_distance']:.1f}" for r in rows])
     fig = go.Figure(go.Table(header=dict(values=header), cells=dict(values=cols)))
-    fig.update_layout(title=title or None, height=90 + 26 * len(rows),
-                      margin=dict(t=40 if title else 10, b=10, l=10, r=10))
+    fig.update_layout(
+        title=title or None, height=90 + 26 * len(rows), margin=dict(t=40 if title else 10, b=10, l=10, r=10)
+    )
     return fig
 
 
@@ -214,14 +235,24 @@ def vision_prompt_stats(learner: PromptLearner, images: Tensor) -> list[dict]:
         x = r.vision.float()  # (B, T, Dv)
         n = _vision_count(learner, x)
         prompts = vision_slots(x, n, learner.vision_position)  # (B, N, Dv)
-        patches = x[:, -learner.clip.num_patches:] if learner.vision_position == "after_cls" \
-            else x[:, 1:1 + learner.clip.num_patches]  # (B, P, Dv)
+        patches = (
+            x[:, -learner.clip.num_patches :]
+            if learner.vision_position == "after_cls"
+            else x[:, 1 : 1 + learner.clip.num_patches]
+        )  # (B, P, Dv)
         cos = F.normalize(prompts, dim=-1) @ F.normalize(patches, dim=-1).transpose(1, 2)  # (B, N, P)
-        rows.append({"layer": r.layer, "written": r.vision_written,
-                     "prompt_norm": float(prompts.norm(dim=-1).mean()),
-                     "patch_norm": float(patches.norm(dim=-1).mean()),
-                     "cls_norm": float(x[:, 0].norm(dim=-1).mean()), "max_cos_patch": float(cos.amax(-1).mean()),
-                     "mean_cos_patch": float(cos.mean()), "spread": _spread(prompts)})
+        rows.append(
+            {
+                "layer": r.layer,
+                "written": r.vision_written,
+                "prompt_norm": float(prompts.norm(dim=-1).mean()),
+                "patch_norm": float(patches.norm(dim=-1).mean()),
+                "cls_norm": float(x[:, 0].norm(dim=-1).mean()),
+                "max_cos_patch": float(cos.amax(-1).mean()),
+                "mean_cos_patch": float(cos.mean()),
+                "spread": _spread(prompts),
+            }
+        )
     return rows
 
 
@@ -239,10 +270,12 @@ def stats_table(rows: list[dict], title: str = "", digits: int = 3) -> go.Figure
 
     def fmt(v):
         return f"{v:.{digits}f}" if isinstance(v, float) else ("" if v is None else str(v))
+
     cells = [[fmt(r.get(c)) for r in rows] for c in cols]
     fig = go.Figure(go.Table(header=dict(values=cols), cells=dict(values=cells)))
-    fig.update_layout(title=title or None, height=90 + 26 * len(rows),
-                      margin=dict(t=40 if title else 10, b=10, l=10, r=10))
+    fig.update_layout(
+        title=title or None, height=90 + 26 * len(rows), margin=dict(t=40 if title else 10, b=10, l=10, r=10)
+    )
     return fig
 
 
@@ -259,6 +292,7 @@ def input_dependence(learner: PromptLearner, images: Tensor, other_images: Tenso
     `other_images` (0 = predictions do not depend on the rest of the batch)}. Spreads are means over
     the written blocks (0 when there are none).
     """
+
     def written(batch):
         return written_prompts(learner, layer_inputs(learner, batch))
 
@@ -266,16 +300,21 @@ def input_dependence(learner: PromptLearner, images: Tensor, other_images: Tenso
     b = written(torch.cat([images[:1], other_images]))
     deep_v = [v for i, v in a["vision"].items() if i > 0]
     deep_t = {i: t for i, t in a["text"].items() if i > 0}
-    text_change = [float((deep_t[i] - b["text"][i]).norm() / deep_t[i].norm().clamp_min(1e-12))
-                   for i in deep_t if i in b["text"] and b["text"][i].shape == deep_t[i].shape]
+    text_change = [
+        float((deep_t[i] - b["text"][i]).norm() / deep_t[i].norm().clamp_min(1e-12))
+        for i in deep_t
+        if i in b["text"] and b["text"][i].shape == deep_t[i].shape
+    ]
     device = learner.clip.device
     with evaluating(learner):
         first = learner(images.to(device))[0]  # (C,)
         second = learner(torch.cat([images[:1], other_images]).to(device))[0]  # (C,)
-    return {"vision_across_images": float(np.mean([_spread(v) for v in deep_v])) if deep_v else 0.0,
-            "text_across_classes": float(np.mean([_spread(t) for t in deep_t.values()])) if deep_t else 0.0,
-            "text_with_images": float(np.mean(text_change)) if text_change else 0.0,
-            "logits_with_batchmates": float((first - second).abs().max())}
+    return {
+        "vision_across_images": float(np.mean([_spread(v) for v in deep_v])) if deep_v else 0.0,
+        "text_across_classes": float(np.mean([_spread(t) for t in deep_t.values()])) if deep_t else 0.0,
+        "text_with_images": float(np.mean(text_change)) if text_change else 0.0,
+        "logits_with_batchmates": float((first - second).abs().max()),
+    }
 
 
 def dependence_table(learners: dict[str, PromptLearner], images: Tensor, other_images: Tensor) -> go.Figure:
@@ -284,8 +323,9 @@ def dependence_table(learners: dict[str, PromptLearner], images: Tensor, other_i
     return stats_table(rows, digits=4)
 
 
-def batch_sensitivity(learner: PromptLearner, dataset,
-                      batch_sizes: Sequence[int] = (1, 4, 16, 100)) -> dict[int, float]:
+def batch_sensitivity(
+    learner: PromptLearner, dataset, batch_sizes: Sequence[int] = (1, 4, 16, 100)
+) -> dict[int, float]:
     """Accuracy (%) on `dataset` when it is scored in batches of each size. Equal for every size unless the
     learner couples the images of a batch (DCP's mean fusing): then a prediction depends on its batch-mates."""
     return {b: evaluate(learner, dataset, batch_size=b)["accuracy"] for b in batch_sizes}
@@ -306,9 +346,11 @@ def dafe_gates(learner: PromptLearner, images: Tensor | None = None) -> list[dic
         handles = []
         for tower, mods in towers.items():
             for k, mod in enumerate(mods):
+
                 def hook(module, args, out, key=(tower, k + 1)):
                     p = args[0]
                     shares[key] = float((out - p).norm() / (p.norm() * out.shape[0] ** 0.5).clamp_min(1e-12))
+
                 handles.append(mod.register_forward_hook(hook))
         try:
             layer_inputs(learner, images)
@@ -360,8 +402,13 @@ def dafe_off_accuracy(learner: PromptLearner, tests: dict) -> list[dict]:
 
 # ----------------------------------------------------------------------------- ablation
 @torch.no_grad()
-def ablate_tokens(learner: PromptLearner, dataset, parameter: str = "vision_ctx",
-                  tokens: Sequence[int] | None = None, batch_size: int | None = None) -> list[dict]:
+def ablate_tokens(
+    learner: PromptLearner,
+    dataset,
+    parameter: str = "vision_ctx",
+    tokens: Sequence[int] | None = None,
+    batch_size: int | None = None,
+) -> list[dict]:
     """Zero one prompt token at a time (row k of the learner's parameter `parameter`, e.g. "vision_ctx",
     "ctx", "deep_text.0") and score `dataset` again. The learner is restored afterwards.
 
@@ -371,8 +418,10 @@ def ablate_tokens(learner: PromptLearner, dataset, parameter: str = "vision_ctx"
     """
     params = dict(learner.named_parameters())
     if parameter not in params:
-        raise ValueError(f"{learner.name} has no parameter {parameter!r}; prompt parameters: "
-                         f"{[n for n, p in params.items() if p.ndim == 2][:10]}")
+        raise ValueError(
+            f"{learner.name} has no parameter {parameter!r}; prompt parameters: "
+            f"{[n for n, p in params.items() if p.ndim == 2][:10]}"
+        )
     p = params[parameter]
     rows_of = p.shape[-2] if p.ndim >= 2 else 1
     tokens = list(range(rows_of)) if tokens is None else list(tokens)
@@ -389,8 +438,14 @@ def ablate_tokens(learner: PromptLearner, dataset, parameter: str = "vision_ctx"
         for k in tokens:
             p[..., k, :] = 0.0
             acc, true = scored()
-            rows.append({"token": k + 1, "accuracy": acc, "delta_accuracy": acc - base_acc,
-                         "delta_true_logit": float((true - base_true).mean())})
+            rows.append(
+                {
+                    "token": k + 1,
+                    "accuracy": acc,
+                    "delta_accuracy": acc - base_acc,
+                    "delta_true_logit": float((true - base_true).mean()),
+                }
+            )
             p.copy_(keep)
     finally:
         p.copy_(keep)
@@ -406,8 +461,9 @@ def attention_received(weights: dict[str, list[Tensor]]) -> dict[str, Tensor]:
     return {names[k]: torch.stack(v).mean(dim=(0, 1)) for k, v in weights.items() if v and k in names}
 
 
-def ablation_figure(rows: dict[str, list[dict]], attention: dict[str, Tensor] | None = None,
-                    title: str = "") -> go.Figure:
+def ablation_figure(
+    rows: dict[str, list[dict]], attention: dict[str, Tensor] | None = None, title: str = ""
+) -> go.Figure:
     """Bars of the accuracy change per ablated token, one trace per ablated parameter (`ablate_tokens` rows);
     with `attention` ({name: (M,) attention each token receives}), the attention as a line on a second axis."""
     fig = make_subplots(specs=[[{"secondary_y": attention is not None}]])
@@ -415,10 +471,19 @@ def ablation_figure(rows: dict[str, list[dict]], attention: dict[str, Tensor] | 
         rs = [r for r in rs if r["token"] > 0]
         fig.add_bar(x=[f"token {r['token']}" for r in rs], y=[r["delta_accuracy"] for r in rs], name=f"Δ acc, {name}")
     for name, att in (attention or {}).items():
-        fig.add_scatter(x=[f"token {k + 1}" for k in range(len(att))], y=att.tolist(), mode="lines+markers",
-                        name=f"attention received, {name}", secondary_y=True)
-    fig.update_layout(barmode="group", title=title or "accuracy change when one prompt token is zeroed (points)",
-                      height=360, margin=dict(t=50, b=40, l=50, r=20))
+        fig.add_scatter(
+            x=[f"token {k + 1}" for k in range(len(att))],
+            y=att.tolist(),
+            mode="lines+markers",
+            name=f"attention received, {name}",
+            secondary_y=True,
+        )
+    fig.update_layout(
+        barmode="group",
+        title=title or "accuracy change when one prompt token is zeroed (points)",
+        height=360,
+        margin=dict(t=50, b=40, l=50, r=20),
+    )
     fig.update_yaxes(title_text="Δ accuracy (points)", secondary_y=False)
     if attention is not None:
         fig.update_yaxes(title_text="attention received", secondary_y=True)
@@ -439,15 +504,26 @@ def misclassified(learner: PromptLearner, dataset, n: int = 12, batch_size: int 
     wrong = (pred != labels).nonzero()[:, 0]
     order = wrong[probs[wrong, pred[wrong]].argsort(descending=True)][:n]
     names = dataset.classnames
-    return [{"index": int(i), "true": names[int(labels[i])], "predicted": names[int(pred[i])],
-             "confidence": float(probs[i, pred[i]]), "true_prob": float(probs[i, labels[i]])} for i in order]
+    return [
+        {
+            "index": int(i),
+            "true": names[int(labels[i])],
+            "predicted": names[int(pred[i])],
+            "confidence": float(probs[i, pred[i]]),
+            "true_prob": float(probs[i, labels[i]]),
+        }
+        for i in order
+    ]
 
 
 def gallery_figure(dataset, rows: list[dict], cols: int = 6, cell: int = 110, title: str = "") -> go.Figure:
     """The images of `misclassified` rows in a grid, each titled "true → predicted (confidence)"."""
     if not rows:  # a one-cell table, so the figure still says something
-        fig = go.Figure(go.Table(header=dict(values=["mistakes"]),
-                                 cells=dict(values=[[f"none on {dataset.name} ({dataset.split})"]])))
+        fig = go.Figure(
+            go.Table(
+                header=dict(values=["mistakes"]), cells=dict(values=[[f"none on {dataset.name} ({dataset.split})"]])
+            )
+        )
         fig.update_layout(title=title or "no mistakes", height=120, margin=dict(t=40, b=10, l=10, r=10))
         return fig
     r = (len(rows) + cols - 1) // cols
@@ -458,8 +534,12 @@ def gallery_figure(dataset, rows: list[dict], cols: int = 6, cell: int = 110, ti
         fig.add_trace(go.Image(z=np.asarray(image)), row=k // cols + 1, col=k % cols + 1)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    fig.update_layout(title=title or f"most confident mistakes on {dataset.name} ({dataset.split})",
-                      height=cell * r + 70, width=cell * cols + 40, margin=dict(t=60, b=5, l=5, r=5))
+    fig.update_layout(
+        title=title or f"most confident mistakes on {dataset.name} ({dataset.split})",
+        height=cell * r + 70,
+        width=cell * cols + 40,
+        margin=dict(t=60, b=5, l=5, r=5),
+    )
     fig.update_annotations(font_size=9)
     return fig
 
@@ -482,14 +562,25 @@ def confused_pairs(confusion, classnames: Sequence[str], k: int = 5, symmetric: 
             for b in range(a + 1, len(m)):
                 count = int(m[a, b] + m[b, a])
                 if count:
-                    out.append({"pair": (classnames[a], classnames[b]), "count": count,
-                                "rate": 100.0 * count / max(int(support[a] + support[b]), 1)})
+                    out.append(
+                        {
+                            "pair": (classnames[a], classnames[b]),
+                            "count": count,
+                            "rate": 100.0 * count / max(int(support[a] + support[b]), 1),
+                        }
+                    )
     else:
         for a in range(len(m)):
             for b in range(len(m)):
                 if a != b and m[a, b]:
-                    out.append({"true": classnames[a], "predicted": classnames[b], "count": int(m[a, b]),
-                                "rate": 100.0 * int(m[a, b]) / max(int(support[a]), 1)})
+                    out.append(
+                        {
+                            "true": classnames[a],
+                            "predicted": classnames[b],
+                            "count": int(m[a, b]),
+                            "rate": 100.0 * int(m[a, b]) / max(int(support[a]), 1),
+                        }
+                    )
     return sorted(out, key=lambda r: -r["count"])[:k]  # sorted() is stable: ties keep matrix order
 
 
@@ -504,15 +595,37 @@ def failure_table(result, k: int = 2) -> go.Figure:
         names.append(key)
         acc.append(f"{ev['accuracy']:.1f}")
         worst.append(f"{w} ({per_class[w]:.0f} %)")
-        pairs.append("; ".join(f"{p['true']} → {p['predicted']} ×{p['count']}"
-                               for p in confused_pairs(ev["confusion"], classes, k=k)))
+        pairs.append(
+            "; ".join(
+                f"{p['true']} → {p['predicted']} ×{p['count']}" for p in confused_pairs(ev["confusion"], classes, k=k)
+            )
+        )
     header = ["test set", "accuracy %", "worst class", "most confused (true → predicted)"]
     fig = go.Figure(go.Table(header=dict(values=header), cells=dict(values=[names, acc, worst, pairs])))
     fig.update_layout(height=80 + 32 * len(names), margin=dict(t=10, b=10, l=10, r=10))
     return fig
 
 
-__all__ = ["LayerInput", "ablate_tokens", "ablation_figure", "attention_received", "batch_sensitivity",
-           "confused_pairs", "context_words", "dafe_gates", "dafe_off", "dafe_off_accuracy", "dependence_table",
-           "failure_table", "gallery_figure", "input_dependence", "layer_inputs", "misclassified", "stats_table",
-           "vision_prompt_stats", "vocabulary_scale", "words_table", "written_prompts"]
+__all__ = [
+    "LayerInput",
+    "ablate_tokens",
+    "ablation_figure",
+    "attention_received",
+    "batch_sensitivity",
+    "confused_pairs",
+    "context_words",
+    "dafe_gates",
+    "dafe_off",
+    "dafe_off_accuracy",
+    "dependence_table",
+    "failure_table",
+    "gallery_figure",
+    "input_dependence",
+    "layer_inputs",
+    "misclassified",
+    "stats_table",
+    "vision_prompt_stats",
+    "vocabulary_scale",
+    "words_table",
+    "written_prompts",
+]

@@ -20,6 +20,7 @@ the learner itself, so `watch()` finds it: a PyTorch global forward pre-hook tha
 `PromptLearner` called in training mode (the step's `learner(images, labels=…)`) and removes itself at
 once. `bind(learner)` does the same by hand, for a learner trained with `fit` directly.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -67,14 +68,18 @@ def text_distance(learner: PromptLearner, template: str, reference: Tensor | Non
         >>> text_distance(create_learner("kgcoop", clip, names), "a photo of a {}.")   # 0.0
     """
     if learner.conditional:
-        raise ValueError(f"{learner.name}'s text features depend on the image (conditional=True): there is "
-                         "no single text feature per class to compare with the hand-crafted one")
+        raise ValueError(
+            f"{learner.name}'s text features depend on the image (conditional=True): there is "
+            "no single text feature per class to compare with the hand-crafted one"
+        )
     ref = hand_crafted_features(learner.clip, learner.classnames, template) if reference is None else reference
     with torch.no_grad():
         w = F.normalize(learner.encode_text(), dim=-1)  # (C, E)
     if w.shape != ref.shape:
-        raise ValueError(f"the learner has text features {tuple(w.shape)} for {len(learner.classnames)} classes, "
-                         f"the reference {tuple(ref.shape)}")
+        raise ValueError(
+            f"the learner has text features {tuple(w.shape)} for {len(learner.classnames)} classes, "
+            f"the reference {tuple(ref.shape)}"
+        )
     return float((1 - (w * ref.to(w.device)).sum(-1)).mean())
 
 
@@ -121,6 +126,7 @@ class DriftTracker:
     def watch(self) -> Iterator[DriftTracker]:
         """Bind the first `PromptLearner` called in training mode inside this block (the learner that
         `run_experiment` builds and `fit` trains). A learner that trains nothing (zero-shot) is never bound."""
+
         def hook(module: nn.Module, args) -> None:
             if isinstance(module, PromptLearner) and module.training and self.learner is None:
                 handle.remove()
@@ -135,8 +141,10 @@ class DriftTracker:
 
     def __call__(self, state: TrainState) -> None:
         if self.learner is None:
-            raise RuntimeError("DriftTracker has no learner: call it inside `with tracker.watch():` around "
-                               "run_experiment, or bind(learner) before fit")
+            raise RuntimeError(
+                "DriftTracker has no learner: call it inside `with tracker.watch():` around "
+                "run_experiment, or bind(learner) before fit"
+            )
         if state.step != (state.epoch + 1) * state.steps_per_epoch:  # stopped inside the epoch
             return
         train = state.history.epoch_accuracy[-1] if state.history.epoch_accuracy else float("nan")
@@ -160,8 +168,14 @@ class TrackedRun:
         return self.result.spec.seed
 
 
-def tracked_run(spec: ExperimentSpec, clip: FrozenCLIP, *, novel_per_class: int | None = None,
-                device: str | None = None, label: str = "") -> TrackedRun:
+def tracked_run(
+    spec: ExperimentSpec,
+    clip: FrozenCLIP,
+    *,
+    novel_per_class: int | None = None,
+    device: str | None = None,
+    label: str = "",
+) -> TrackedRun:
     """`run_experiment(spec, clip)` with a `DriftTracker` on its novel test set (`spec.base2new` required),
     capped at `novel_per_class` images per class (None = the spec's own test cap).
 
@@ -180,9 +194,16 @@ def tracked_run(spec: ExperimentSpec, clip: FrozenCLIP, *, novel_per_class: int 
     return TrackedRun(result, tracker.records)
 
 
-def seed_runs(clip: FrozenCLIP, methods: Sequence[str], suite: str, settings: NotebookSettings,
-              seeds: Sequence[int] = (1, 2, 3), *, per_method: Mapping[str, dict] | None = None,
-              novel_per_class: int | None = None) -> list[TrackedRun]:
+def seed_runs(
+    clip: FrozenCLIP,
+    methods: Sequence[str],
+    suite: str,
+    settings: NotebookSettings,
+    seeds: Sequence[int] = (1, 2, 3),
+    *,
+    per_method: Mapping[str, dict] | None = None,
+    novel_per_class: int | None = None,
+) -> list[TrackedRun]:
     """`tracked_run` base-to-novel for every (method, seed) with the lesson's settings (methods outer).
     `per_method` gives learner options of single methods, e.g. {"coop": {"ctx_init": "a photo of a"}}.
 
@@ -193,23 +214,47 @@ def seed_runs(clip: FrozenCLIP, methods: Sequence[str], suite: str, settings: No
     unknown = sorted(set(per_method) - set(methods))
     if unknown:
         raise ValueError(f"per_method names {unknown}, which are not among the methods {list(methods)}")
-    return [tracked_run(settings.spec(m, suite, clip, **per_method.get(m, {})).replace(seed=s), clip,
-                        novel_per_class=novel_per_class, device=settings.device)
-            for m in methods for s in seeds]
+    return [
+        tracked_run(
+            settings.spec(m, suite, clip, **per_method.get(m, {})).replace(seed=s),
+            clip,
+            novel_per_class=novel_per_class,
+            device=settings.device,
+        )
+        for m in methods
+        for s in seeds
+    ]
 
 
-def sweep(clip: FrozenCLIP, method: str, suite: str, settings: NotebookSettings, option: str,
-          values: Sequence, *, seeds: Sequence[int] | None = None, novel_per_class: int | None = None,
-          **options) -> list[TrackedRun]:
+def sweep(
+    clip: FrozenCLIP,
+    method: str,
+    suite: str,
+    settings: NotebookSettings,
+    option: str,
+    values: Sequence,
+    *,
+    seeds: Sequence[int] | None = None,
+    novel_per_class: int | None = None,
+    **options,
+) -> list[TrackedRun]:
     """`tracked_run` of one method for each value of one learner option (e.g. kgcoop's "kg_weight",
     promptsrc's "gpa"), labelled "method option=value"; `seeds` None = the settings' seed.
 
     Example:
         >>> runs = sweep(clip, "kgcoop", "toyworld/polygons", S, "kg_weight", [0, 2, 8, 32])
     """
-    return [tracked_run(settings.spec(method, suite, clip, **{**options, option: v}).replace(seed=s), clip,
-                        novel_per_class=novel_per_class, device=settings.device, label=f"{method} {option}={v}")
-            for v in values for s in (seeds or (settings.seed,))]
+    return [
+        tracked_run(
+            settings.spec(method, suite, clip, **{**options, option: v}).replace(seed=s),
+            clip,
+            novel_per_class=novel_per_class,
+            device=settings.device,
+            label=f"{method} {option}={v}",
+        )
+        for v in values
+        for s in (seeds or (settings.seed,))
+    ]
 
 
 # ----------------------------------------------------------------------------- summaries
@@ -246,19 +291,34 @@ def spread_figure(runs: Sequence[TrackedRun], title: str = "") -> go.Figure:
     fig = go.Figure()
     for label, row in rows.items():
         means, stds = [row[m][0] for m in METRICS], [row[m][1] for m in METRICS]
-        fig.add_bar(name=label, x=list(METRICS), y=means, error_y=dict(type="data", array=stds),
-                    text=[f"{m:.1f}±{s:.1f}" for m, s in zip(means, stds, strict=True)], textposition="outside")
+        fig.add_bar(
+            name=label,
+            x=list(METRICS),
+            y=means,
+            error_y=dict(type="data", array=stds),
+            text=[f"{m:.1f}±{s:.1f}" for m, s in zip(means, stds, strict=True)],
+            textposition="outside",
+        )
     seeds = sorted({s for row in rows.values() for s in row["seeds"]})
-    fig.update_layout(barmode="group", title=title or f"base-to-novel, mean ± std over seeds {seeds} (%)",
-                      yaxis_title="%", yaxis_range=[0, 110], height=400, margin=dict(t=50, b=40, l=50, r=20))
+    fig.update_layout(
+        barmode="group",
+        title=title or f"base-to-novel, mean ± std over seeds {seeds} (%)",
+        yaxis_title="%",
+        yaxis_range=[0, 110],
+        height=400,
+        margin=dict(t=50, b=40, l=50, r=20),
+    )
     return fig
 
 
 def spread_table(runs: Sequence[TrackedRun]) -> go.Figure:
     """`spread` as a plotly table: "mean ± std" per metric and label."""
     rows = spread(runs)
-    cells = [list(rows), *[[f"{row[m][0]:.1f} ± {row[m][1]:.1f}" for row in rows.values()] for m in METRICS],
-             [" ".join(map(str, row["seeds"])) for row in rows.values()]]
+    cells = [
+        list(rows),
+        *[[f"{row[m][0]:.1f} ± {row[m][1]:.1f}" for row in rows.values()] for m in METRICS],
+        [" ".join(map(str, row["seeds"])) for row in rows.values()],
+    ]
     fig = go.Figure(go.Table(header=dict(values=["method", *METRICS, "seeds"]), cells=dict(values=cells)))
     fig.update_layout(height=60 + 30 * len(rows), margin=dict(t=10, b=10, l=10, r=10))
     return fig
@@ -267,8 +327,7 @@ def spread_table(runs: Sequence[TrackedRun]) -> go.Figure:
 def drift_figure(runs: Sequence[TrackedRun], title: str = "") -> go.Figure:
     """Left: distance from the hand-crafted text features per epoch; right: novel accuracy per epoch —
     mean over seeds (± std bars) per label. A run that trained nothing (zero-shot) is a dashed line."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("1 − cos(ŵ, ŵ_clip), base classes",
-                                                        "novel accuracy (%)"))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("1 − cos(ŵ, ŵ_clip), base classes", "novel accuracy (%)"))
     labels = list(dict.fromkeys(run.label for run in runs))
     last = max((r["epoch"] for run in runs for r in run.curve), default=0)
     colors = [f"hsl({int(360 * i / max(len(labels), 1))}, 65%, 45%)" for i in range(len(labels))]
@@ -276,36 +335,69 @@ def drift_figure(runs: Sequence[TrackedRun], title: str = "") -> go.Figure:
         for col, key in ((1, "distance"), (2, "novel")):
             epochs, mean, std = mean_curve(runs, label, key)
             if epochs == [0]:  # trained nothing: a reference line across the epochs
-                fig.add_scatter(x=[0, last], y=mean * 2, mode="lines", line=dict(dash="dash", color=color),
-                                name=label, legendgroup=label, showlegend=col == 1, row=1, col=col)
+                fig.add_scatter(
+                    x=[0, last],
+                    y=mean * 2,
+                    mode="lines",
+                    line=dict(dash="dash", color=color),
+                    name=label,
+                    legendgroup=label,
+                    showlegend=col == 1,
+                    row=1,
+                    col=col,
+                )
                 continue
-            fig.add_scatter(x=epochs, y=mean, error_y=dict(type="data", array=std, thickness=1),
-                            mode="lines+markers", line=dict(color=color), name=label, legendgroup=label,
-                            showlegend=col == 1, row=1, col=col)
+            fig.add_scatter(
+                x=epochs,
+                y=mean,
+                error_y=dict(type="data", array=std, thickness=1),
+                mode="lines+markers",
+                line=dict(color=color),
+                name=label,
+                legendgroup=label,
+                showlegend=col == 1,
+                row=1,
+                col=col,
+            )
     fig.update_xaxes(title_text="epoch (0 = initial prompts)")
-    fig.update_layout(title=title or "how far the class embeddings move, and what the novel classes feel",
-                      height=400, margin=dict(t=70, b=40, l=50, r=20))
+    fig.update_layout(
+        title=title or "how far the class embeddings move, and what the novel classes feel",
+        height=400,
+        margin=dict(t=70, b=40, l=50, r=20),
+    )
     return fig
 
 
-def sweep_figure(runs: Sequence[TrackedRun], option: str, reference: Sequence[TrackedRun] = (),
-                 title: str = "") -> go.Figure:
+def sweep_figure(
+    runs: Sequence[TrackedRun], option: str, reference: Sequence[TrackedRun] = (), title: str = ""
+) -> go.Figure:
     """Base / novel / HM against the swept option's values (one x per label, mean over seeds), the final
     distance on a second axis; zero-shot rows of `reference` (e.g. the seed runs) as dashed lines."""
     rows = spread(runs)
     xs = [label.rsplit(f"{option}=", 1)[-1] for label in rows]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     for m in METRICS:
-        fig.add_scatter(x=xs, y=[row[m][0] for row in rows.values()], mode="lines+markers", name=m,
-                        error_y=dict(type="data", array=[row[m][1] for row in rows.values()], thickness=1))
+        fig.add_scatter(
+            x=xs,
+            y=[row[m][0] for row in rows.values()],
+            mode="lines+markers",
+            name=m,
+            error_y=dict(type="data", array=[row[m][1] for row in rows.values()], thickness=1),
+        )
     distance = [mean_curve(runs, label, "distance")[1][-1] for label in rows]
-    fig.add_scatter(x=xs, y=distance, mode="lines+markers", name="distance (right)", line=dict(dash="dot"),
-                    secondary_y=True)
+    fig.add_scatter(
+        x=xs, y=distance, mode="lines+markers", name="distance (right)", line=dict(dash="dot"), secondary_y=True
+    )
     zeroshot = spread([run for run in reference if run.result.spec.method == "zeroshot"])
     for label, row in zeroshot.items():
         for m in ("base", "novel"):
-            fig.add_hline(y=row[m][0], line_dash="dash", line_color="grey",
-                          annotation_text=f"{label} {m} {row[m][0]:.1f}", annotation_position="bottom right")
+            fig.add_hline(
+                y=row[m][0],
+                line_dash="dash",
+                line_color="grey",
+                annotation_text=f"{label} {m} {row[m][0]:.1f}",
+                annotation_position="bottom right",
+            )
     fig.update_xaxes(title_text=option, type="category")
     fig.update_yaxes(title_text="%", range=[0, 105], secondary_y=False)
     fig.update_yaxes(title_text="1 − cos", rangemode="tozero", secondary_y=True)
@@ -313,5 +405,18 @@ def sweep_figure(runs: Sequence[TrackedRun], option: str, reference: Sequence[Tr
     return fig
 
 
-__all__ = ["DriftTracker", "TrackedRun", "drift_figure", "hand_crafted_features", "mean_curve", "seed_runs",
-           "spread", "spread_figure", "spread_table", "sweep", "sweep_figure", "text_distance", "tracked_run"]
+__all__ = [
+    "DriftTracker",
+    "TrackedRun",
+    "drift_figure",
+    "hand_crafted_features",
+    "mean_curve",
+    "seed_runs",
+    "spread",
+    "spread_figure",
+    "spread_table",
+    "sweep",
+    "sweep_figure",
+    "text_distance",
+    "tracked_run",
+]

@@ -38,6 +38,7 @@ gets a `.grad` (`torch.autograd.grad` on the A_b only). A seam in the backbone (
 Letters: B images, C classes, H heads, T vision tokens (1 + P + N), P = g·g patches, N visual prompts,
 L' text tokens.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -59,14 +60,17 @@ MAPS = ("relevancy", "attention", "rollout")  # the maps `deletion_curve` and `r
 
 
 # ----------------------------------------------------------------------------- the traced forward
-def attention_probs(mha: nn.MultiheadAttention, q: Tensor, k: Tensor, v: Tensor,
-                    attn_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def attention_probs(
+    mha: nn.MultiheadAttention, q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """`mha(q, k, v, attn_mask=...)` written out, batch-first: → output (N, Lq, D), probabilities
     (N, H, Lq, Lk) — both in the autograd graph. Float masks are added to the scores, boolean masks
     block the positions that are True (as `nn.MultiheadAttention`)."""
     if not mha._qkv_same_embed_dim or mha.bias_k is not None or mha.add_zero_attn:
-        raise ValueError("relevancy supports nn.MultiheadAttention with one in_proj (open_clip's blocks); "
-                         "this one has separate q/k/v projections, bias_k or add_zero_attn")
+        raise ValueError(
+            "relevancy supports nn.MultiheadAttention with one in_proj (open_clip's blocks); "
+            "this one has separate q/k/v projections, bias_k or add_zero_attn"
+        )
     n, lq, d = q.shape
     h = mha.num_heads
     w, b = mha.in_proj_weight, mha.in_proj_bias
@@ -77,8 +81,11 @@ def attention_probs(mha: nn.MultiheadAttention, q: Tensor, k: Tensor, v: Tensor,
     v = F.linear(v, wv, bv).view(n, v.shape[1], h, d // h).transpose(1, 2)  # (N, H, Lk, d/H)
     scores = q @ k.transpose(-2, -1) / math.sqrt(d // h)  # (N, H, Lq, Lk)
     if attn_mask is not None:
-        scores = scores.masked_fill(attn_mask, float("-inf")) if attn_mask.dtype == torch.bool \
+        scores = (
+            scores.masked_fill(attn_mask, float("-inf"))
+            if attn_mask.dtype == torch.bool
             else scores + attn_mask.to(scores.dtype)
+        )
     probs = scores.softmax(-1)  # (N, H, Lq, Lk)
     out = (probs @ v).transpose(1, 2).reshape(n, lq, d)  # (N, Lq, D)
     return mha.out_proj(out), probs
@@ -102,7 +109,7 @@ def tracing(blocks: list[nn.Module]):
     trace, handles = _Trace(), []
 
     def on_attn(mha, args, kwargs, output):
-        q, k, v = (tuple(args) + tuple(kwargs.get(n) for n in ("query", "key", "value")[len(args):]))[:3]
+        q, k, v = (tuple(args) + tuple(kwargs.get(n) for n in ("query", "key", "value")[len(args) :]))[:3]
         if kwargs.get("key_padding_mask") is not None:
             raise ValueError("relevancy does not support key_padding_mask (open_clip's blocks pass none)")
         first = (lambda t: t) if mha.batch_first else (lambda t: t.transpose(0, 1))
@@ -163,8 +170,10 @@ def propagate(trace: _Trace, grads: list[Tensor]) -> Tensor:
     r = eye.expand(n, t, t).clone()  # (N, T, T)
     for b, (a, g) in enumerate(zip(trace.probs, grads, strict=True)):
         if a.shape[-1] != t:
-            raise ValueError(f"the token count changes from {t} to {a.shape[-1]} at block {b}; relevancy "
-                             "needs a learner that keeps the sequence length fixed after block 0")
+            raise ValueError(
+                f"the token count changes from {t} to {a.shape[-1]} at block {b}; relevancy "
+                "needs a learner that keeps the sequence length fixed after block 0"
+            )
         if b > 0:
             written = (trace.inputs[b] != trace.outputs[b - 1]).any(-1)  # (N, T)
             r = torch.where(written[..., None], eye.expand(n, t, t), r)  # (N, T, T)
@@ -191,8 +200,9 @@ def _grads(learner: PromptLearner, logits: Tensor, target: Tensor, probs: list[T
     picked = logits.gather(1, target[:, None])[:, 0]  # (B,)
     if not learner.conditional:
         return list(torch.autograd.grad(picked.sum(), probs))
-    per_image = [torch.autograd.grad(picked[b], probs, retain_graph=b + 1 < len(picked))
-                 for b in range(len(picked))]  # B × blocks × (B, H, T, T)
+    per_image = [
+        torch.autograd.grad(picked[b], probs, retain_graph=b + 1 < len(picked)) for b in range(len(picked))
+    ]  # B × blocks × (B, H, T, T)
     return [torch.stack([g[k][b] for b, g in enumerate(per_image)]) for k in range(len(probs))]
 
 
@@ -252,16 +262,26 @@ def explain(learner: PromptLearner, images: Tensor, target: int | Tensor | None 
     with _explaining(learner), tracing(clip.vision_blocks) as trace:
         logits = learner.logits(*learner.encode(images))  # (B, C)
         if len(trace.probs) != clip.vision_depth:
-            raise RuntimeError(f"{learner.name}'s forward ran {len(trace.probs)} vision blocks, expected "
-                               f"{clip.vision_depth} (one image pass)")
+            raise RuntimeError(
+                f"{learner.name}'s forward ran {len(trace.probs)} vision blocks, expected "
+                f"{clip.vision_depth} (one image pass)"
+            )
         target = _targets(logits, target)  # (B,)
         grads = _grads(learner, logits, target, trace.probs)
     r = propagate(trace, grads).detach()  # (B, T, T)
     patch_index, prompt_index = vision_layout(learner, r.shape[-1])
-    g = int(round(clip.num_patches ** 0.5))
+    g = int(round(clip.num_patches**0.5))
     maps = r[:, 0, patch_index].reshape(-1, g, g)  # (B, g, g)
-    return ImageRelevancy(maps.cpu(), r[:, 0, prompt_index].cpu(), r[:, 0, 0].cpu(), target.cpu(),
-                          logits.detach().cpu(), r.cpu(), patch_index, prompt_index)
+    return ImageRelevancy(
+        maps.cpu(),
+        r[:, 0, prompt_index].cpu(),
+        r[:, 0, 0].cpu(),
+        target.cpu(),
+        logits.detach().cpu(),
+        r.cpu(),
+        patch_index,
+        prompt_index,
+    )
 
 
 def relevancy(learner: PromptLearner, images: Tensor, target: int | Tensor | None = None) -> Tensor:
@@ -304,15 +324,16 @@ def token_kinds(clip, tokens: Tensor, slots: Tensor, eot: int, classname: str) -
     name = clip.tokenizer.encode(classname.replace("_", " "))
     for start in range(eot - len(name), 0, -1):
         span = range(start, start + len(name))
-        if ids[start:start + len(name)] == name and not slot_set & set(span):
+        if ids[start : start + len(name)] == name and not slot_set & set(span):
             for i in span:
                 kinds[i] = "class"
             break
     return kinds
 
 
-def text_relevancy(learner: PromptLearner, class_index: int, images: Tensor, *,
-                   template: str | None = None) -> TextRelevancy:
+def text_relevancy(
+    learner: PromptLearner, class_index: int, images: Tensor, *, template: str | None = None
+) -> TextRelevancy:
     """Relevancy of each token of class `class_index`'s prompt for that class's logit on `images`.
 
     The logit is an image–text similarity, so the images say what the text is compared with: the
@@ -338,8 +359,10 @@ def text_relevancy(learner: PromptLearner, class_index: int, images: Tensor, *,
     if not 0 <= class_index < c:
         raise ValueError(f"class_index {class_index} is outside the learner's {c} classes (0..{c - 1})")
     if not learner.has_text_prompts and template is None:
-        raise ValueError(f"{learner.name} has no learnable text prompts; pass template='a photo of a {{}}.' to "
-                         "explain a hand template through the frozen text tower")
+        raise ValueError(
+            f"{learner.name} has no learnable text prompts; pass template='a photo of a {{}}.' to "
+            "explain a hand template through the frozen text tower"
+        )
     name = learner.classnames[class_index]
     images = images.to(clip.device)
     with _explaining(learner), _plain_text(learner):
@@ -374,8 +397,13 @@ def text_relevancy(learner: PromptLearner, class_index: int, images: Tensor, *,
     row = picked.mean(0)[eot, : eot + 1].clone()  # (EOT+1,)
     row[eot] -= 1.0  # the identity R starts from is not relevancy
     tokens, slots = tokens.cpu(), slots.cpu()
-    return TextRelevancy(token_labels(clip, tokens, slots, eot), token_kinds(clip, tokens, slots, eot, name),
-                         row.cpu(), name, learner.name)
+    return TextRelevancy(
+        token_labels(clip, tokens, slots, eot),
+        token_kinds(clip, tokens, slots, eot, name),
+        row.cpu(),
+        name,
+        learner.name,
+    )
 
 
 # ----------------------------------------------------------------------------- other maps, deletion
@@ -388,8 +416,7 @@ def cls_attention(learner: PromptLearner, images: Tensor, layer: int = -1) -> Te
     return a.reshape(-1, rec.grid, rec.grid)  # (B, g, g)
 
 
-def patch_maps(learner: PromptLearner, images: Tensor, kind: str = "relevancy",
-               target: Tensor | None = None) -> Tensor:
+def patch_maps(learner: PromptLearner, images: Tensor, kind: str = "relevancy", target: Tensor | None = None) -> Tensor:
     """(B, g, g) map of one kind: "relevancy" (this module), "attention" (last-layer CLS attention)
     or "rollout" (`attention.cls_rollout`)."""
     if kind == "relevancy":
@@ -417,8 +444,17 @@ def _target_probability(learner: PromptLearner, images: Tensor, target: Tensor, 
     return logits.float().softmax(-1).gather(1, target[:, None])[:, 0].cpu()  # (B,)
 
 
-def deletion_curve(learner: PromptLearner, dataset, n: int = 8, *, maps: tuple[str, ...] = ("relevancy",),
-                   steps: int = 16, draws: int = 5, seed: int = 0, images: Tensor | None = None) -> dict:
+def deletion_curve(
+    learner: PromptLearner,
+    dataset,
+    n: int = 8,
+    *,
+    maps: tuple[str, ...] = ("relevancy",),
+    steps: int = 16,
+    draws: int = 5,
+    seed: int = 0,
+    images: Tensor | None = None,
+) -> dict:
     """Deletion test: delete patches most-relevant-first and watch the target probability fall.
 
     For n images of `dataset` (one per class, `attention.image_batch`), the target is each image's
@@ -457,12 +493,17 @@ def deletion_curve(learner: PromptLearner, dataset, n: int = 8, *, maps: tuple[s
         try:
             info = explain(learner, images)
             target = info.target.to(clip.device)  # (B,)
-            b, p, g = images.shape[0], clip.num_patches, int(round(clip.num_patches ** 0.5))
+            b, p, g = images.shape[0], clip.num_patches, int(round(clip.num_patches**0.5))
             ks = [round(i * p / steps) for i in range(steps + 1)]
-            orders = {m: (info.maps if m == "relevancy" else patch_maps(learner, images, m)).reshape(b, p)
-                      .argsort(-1, descending=True) for m in maps}
+            orders = {
+                m: (info.maps if m == "relevancy" else patch_maps(learner, images, m))
+                .reshape(b, p)
+                .argsort(-1, descending=True)
+                for m in maps
+            }
             gen = torch.Generator().manual_seed(seed)
             randoms = [torch.stack([torch.randperm(p, generator=gen) for _ in range(b)]) for _ in range(draws)]
+
             def mean_probability(order: Tensor, k: int) -> float:
                 return float(_target_probability(learner, delete_patches(images, order, k, g), target, text).mean())
 
@@ -473,8 +514,16 @@ def deletion_curve(learner: PromptLearner, dataset, n: int = 8, *, maps: tuple[s
             learner.train(was_training)
     fractions = [k / p for k in ks]
     auc = {m: _area(c, fractions) for m, c in curves.items()}
-    return {"method": learner.name, "fractions": fractions, "curves": curves, "auc": auc, "start": start,
-            "n": int(images.shape[0]), "draws": draws, "prompt_share": float(info.prompt_share.mean())}
+    return {
+        "method": learner.name,
+        "fractions": fractions,
+        "curves": curves,
+        "auc": auc,
+        "start": start,
+        "n": int(images.shape[0]),
+        "draws": draws,
+        "prompt_share": float(info.prompt_share.mean()),
+    }
 
 
 def _area(ys: list[float], xs: list[float]) -> float:
@@ -495,8 +544,9 @@ def top_overlap(a: Tensor, b: Tensor, k: int = 8) -> Tensor:
     return (ta[:, :, None] == tb[:, None, :]).any(-1).float().mean(-1)  # (B,)
 
 
-def compare_relevancy(learners: dict[str, PromptLearner], dataset, n: int = 8, reference: str | None = None,
-                      k: int = 8) -> dict[str, dict]:
+def compare_relevancy(
+    learners: dict[str, PromptLearner], dataset, n: int = 8, reference: str | None = None, k: int = 8
+) -> dict[str, dict]:
     """What tuning changed in where each learner looks, on the same n images of `dataset` (one per class).
 
     Each learner explains its own predicted class. Returns {name: {"overlap": share of its k most
@@ -517,9 +567,14 @@ def compare_relevancy(learners: dict[str, PromptLearner], dataset, n: int = 8, r
         with learner.use_classnames(dataset.classnames):
             out[who] = explain(learner, images)
     ref = out[reference].maps
-    return {who: {"overlap": round(float(top_overlap(e.maps, ref, k).mean()), 3),
-                  "cosine": round(float(F.cosine_similarity(e.maps.flatten(1), ref.flatten(1)).mean()), 3),
-                  "prompt_share": round(float(e.prompt_share.mean()), 3)} for who, e in out.items()}
+    return {
+        who: {
+            "overlap": round(float(top_overlap(e.maps, ref, k).mean()), 3),
+            "cosine": round(float(F.cosine_similarity(e.maps.flatten(1), ref.flatten(1)).mean()), 3),
+            "prompt_share": round(float(e.prompt_share.mean()), 3),
+        }
+        for who, e in out.items()
+    }
 
 
 def class_images(dataset, clip, class_index: int, n: int = 4) -> Tensor:
@@ -531,8 +586,9 @@ def class_images(dataset, clip, class_index: int, n: int = 4) -> Tensor:
     return torch.stack([transform(dataset.source.load_image(it).convert("RGB")) for it in chosen])  # (n, 3, H, W)
 
 
-def text_relevancies(learners: dict[str, PromptLearner], dataset, class_index: int = 0,
-                     n: int = 4) -> list[TextRelevancy]:
+def text_relevancies(
+    learners: dict[str, PromptLearner], dataset, class_index: int = 0, n: int = 4
+) -> list[TextRelevancy]:
     """`text_relevancy` of class `class_index`'s prompt for each learner, on n images of that class;
     hand-template learners explain the dataset's template."""
     first = next(iter(learners.values()))
@@ -548,8 +604,9 @@ def text_relevancies(learners: dict[str, PromptLearner], dataset, class_index: i
 
 
 # ----------------------------------------------------------------------------- figures
-def relevancy_figure(learners: PromptLearner | dict[str, PromptLearner], dataset, n: int = 4,
-                     maps: tuple[str, ...] = ("relevancy",)) -> go.Figure:
+def relevancy_figure(
+    learners: PromptLearner | dict[str, PromptLearner], dataset, n: int = 4, maps: tuple[str, ...] = ("relevancy",)
+) -> go.Figure:
     """Overlay grid: one row per image (n images of `dataset`, one per class), one column per
     (learner, map). E.g. several learners' relevancy on the same images, or one learner's relevancy
     vs raw attention vs rollout (`maps=("relevancy", "attention", "rollout")`). Titles give the true
@@ -585,12 +642,22 @@ def deletion_figure(curves: dict | list[dict], maps: tuple[str, ...] | None = No
         for kind, ys in d["curves"].items():
             if maps is not None and kind not in maps:
                 continue
-            fig.add_scatter(x=d["fractions"], y=ys, mode="lines+markers", marker_size=4,
-                            line=dict(color=colour, dash=_DASH.get(kind, "solid")),
-                            name=f"{who} · {kind} (AUC {d['auc'][kind]:.3f})")
-    fig.update_layout(title=title or "deletion test: most relevant patches first vs random (lower = more faithful)",
-                      xaxis_title="fraction of patches deleted", yaxis_title="target probability",
-                      yaxis_range=[0, 1.02], height=420, margin=dict(t=50, b=40, l=60, r=20))
+            fig.add_scatter(
+                x=d["fractions"],
+                y=ys,
+                mode="lines+markers",
+                marker_size=4,
+                line=dict(color=colour, dash=_DASH.get(kind, "solid")),
+                name=f"{who} · {kind} (AUC {d['auc'][kind]:.3f})",
+            )
+    fig.update_layout(
+        title=title or "deletion test: most relevant patches first vs random (lower = more faithful)",
+        xaxis_title="fraction of patches deleted",
+        yaxis_title="target probability",
+        yaxis_range=[0, 1.02],
+        height=420,
+        margin=dict(t=50, b=40, l=60, r=20),
+    )
     return fig
 
 
@@ -601,8 +668,12 @@ def text_relevancy_figure(results: TextRelevancy | list[TextRelevancy], title: s
     """Bars of token relevancy for one or several prompts (one row each), coloured by kind:
     learned context, class name, template words, SOS/EOT."""
     results = [results] if isinstance(results, TextRelevancy) else list(results)
-    fig = make_subplots(rows=len(results), cols=1, subplot_titles=[f"{r.method}: '{r.classname}'" for r in results],
-                        vertical_spacing=0.18 if len(results) > 1 else 0.1)
+    fig = make_subplots(
+        rows=len(results),
+        cols=1,
+        subplot_titles=[f"{r.method}: '{r.classname}'" for r in results],
+        vertical_spacing=0.18 if len(results) > 1 else 0.1,
+    )
     shown = set()
     for row, r in enumerate(results, start=1):
         x = [f"{i}:{t}" for i, t in enumerate(r.labels)]
@@ -610,16 +681,47 @@ def text_relevancy_figure(results: TextRelevancy | list[TextRelevancy], title: s
             idx = [i for i, k in enumerate(r.kinds) if k == kind]
             if not idx:
                 continue
-            fig.add_bar(x=[x[i] for i in idx], y=r.relevancy[idx].tolist(), name=kind, legendgroup=kind,
-                        marker_color=_KIND_COLOURS[kind], showlegend=kind not in shown, row=row, col=1)
+            fig.add_bar(
+                x=[x[i] for i in idx],
+                y=r.relevancy[idx].tolist(),
+                name=kind,
+                legendgroup=kind,
+                marker_color=_KIND_COLOURS[kind],
+                showlegend=kind not in shown,
+                row=row,
+                col=1,
+            )
             shown.add(kind)
         fig.update_xaxes(categoryorder="array", categoryarray=x, row=row, col=1)
-    fig.update_layout(title=title or "text relevancy: R[EOT, token] (what the class feature is made of)",
-                      height=220 * len(results) + 90, margin=dict(t=70, b=40, l=50, r=20), barmode="overlay")
+    fig.update_layout(
+        title=title or "text relevancy: R[EOT, token] (what the class feature is made of)",
+        height=220 * len(results) + 90,
+        margin=dict(t=70, b=40, l=50, r=20),
+        barmode="overlay",
+    )
     return fig
 
 
-__all__ = ["ImageRelevancy", "TextRelevancy", "attention_probs", "class_images", "cls_attention", "compare_relevancy",
-           "delete_patches", "deletion_curve", "deletion_figure", "explain", "patch_maps", "propagate", "relevancy",
-           "relevancy_figure", "text_relevancies", "text_relevancy", "text_relevancy_figure", "token_kinds",
-           "top_overlap", "tracing", "vision_layout"]
+__all__ = [
+    "ImageRelevancy",
+    "TextRelevancy",
+    "attention_probs",
+    "class_images",
+    "cls_attention",
+    "compare_relevancy",
+    "delete_patches",
+    "deletion_curve",
+    "deletion_figure",
+    "explain",
+    "patch_maps",
+    "propagate",
+    "relevancy",
+    "relevancy_figure",
+    "text_relevancies",
+    "text_relevancy",
+    "text_relevancy_figure",
+    "token_kinds",
+    "top_overlap",
+    "tracing",
+    "vision_layout",
+]

@@ -7,6 +7,7 @@ Definitions (the same as `mmprompt_lab.toyclip.feature_variance`, on L2-normalis
     inter = mean over classes of ‖μ_c − μ‖²,   μ = mean of the class means μ_c
     ratio = intra / inter   (high: classes overlap — the hard, fine-grained or cluttered case)
 """
+
 from __future__ import annotations
 
 import plotly.graph_objects as go
@@ -44,10 +45,15 @@ def variance_figure(rows: list[dict], title: str = "") -> go.Figure:
     fig.add_bar(x=names, y=[r["image inter"] for r in rows], name="inter-class", row=1, col=1)
     if all("text inter" in r for r in rows):
         fig.add_bar(x=names, y=[r["text inter"] for r in rows], name="text inter-class", row=1, col=1)
-    fig.add_bar(x=names, y=[r["image ratio"] for r in rows], name="ratio", showlegend=False, row=1, col=2,
-                marker_color="grey")
-    fig.update_layout(barmode="group", title=title or "how much classes vary inside and between each other",
-                      height=380, margin=dict(t=70, b=40, l=50, r=20))
+    fig.add_bar(
+        x=names, y=[r["image ratio"] for r in rows], name="ratio", showlegend=False, row=1, col=2, marker_color="grey"
+    )
+    fig.update_layout(
+        barmode="group",
+        title=title or "how much classes vary inside and between each other",
+        height=380,
+        margin=dict(t=70, b=40, l=50, r=20),
+    )
     return fig
 
 
@@ -56,6 +62,7 @@ def gain_vs_variance_figure(rows: list[dict], gains: dict[str, dict[str, float]]
 
     rows: from `variance_row`; gains: {method: {suite: gain in points}}.
     """
+
     def short(suite: str) -> str:  # rows say "polygons", gains "toyworld/polygons": match on the short name
         return suite.split("/")[-1]
 
@@ -64,12 +71,23 @@ def gain_vs_variance_figure(rows: list[dict], gains: dict[str, dict[str, float]]
     for method, per_suite in gains.items():
         per_suite = {short(s): g for s, g in per_suite.items()}
         suites = [s for s in per_suite if s in ratio]
-        fig.add_scatter(x=[ratio[s] for s in suites], y=[per_suite[s] for s in suites], mode="markers+lines+text",
-                        text=suites, textposition="top center", name=method, marker=dict(size=11))
+        fig.add_scatter(
+            x=[ratio[s] for s in suites],
+            y=[per_suite[s] for s in suites],
+            mode="markers+lines+text",
+            text=suites,
+            textposition="top center",
+            name=method,
+            marker=dict(size=11),
+        )
     fig.add_hline(y=0, line_dash="dot", line_color="grey")
-    fig.update_layout(title="gain over zero-shot vs intra/inter-class variance ratio",
-                      xaxis_title="image intra / inter variance", yaxis_title="accuracy gain (points)", height=400,
-                      margin=dict(t=50, b=40, l=60, r=20))
+    fig.update_layout(
+        title="gain over zero-shot vs intra/inter-class variance ratio",
+        xaxis_title="image intra / inter variance",
+        yaxis_title="accuracy gain (points)",
+        height=400,
+        margin=dict(t=50, b=40, l=60, r=20),
+    )
     return fig
 
 
@@ -104,5 +122,7 @@ def zero_shot_variance(clip, suites: list[str], settings) -> list[dict]:
 def tuned_variance(results) -> list[dict]:
     """Variance rows ("suite · method") of the learners of `experiments.run_method` results, each on
     the test set it was evaluated on in-domain (`RunResult.test`)."""
-    return suite_variance({f"{r.suite.split('/')[-1]} · {r.method}": r.learner for r in results},
-                          {f"{r.suite.split('/')[-1]} · {r.method}": r.test for r in results})
+    return suite_variance(
+        {f"{r.suite.split('/')[-1]} · {r.method}": r.learner for r in results},
+        {f"{r.suite.split('/')[-1]} · {r.method}": r.test for r in results},
+    )

@@ -2,6 +2,7 @@
 through the CLIP token embedding (CoOp paper §4.6 uses Euclidean distance; cosine is offered too).
 Learned vectors usually sit far from any word, so the words are a hint, not a translation.
 """
+
 from __future__ import annotations
 
 import plotly.graph_objects as go
@@ -25,8 +26,9 @@ def learned_context(learner: PromptLearner, row: int = 0) -> Tensor:
     return emb[row, learner.prompts.slots[row]].detach().float().cpu()  # (M, Dt)
 
 
-def nearest_words(clip, vectors: Tensor, k: int = 5, metric: str = "euclidean",
-                  skip_unused: bool = True) -> list[list[tuple[str, float]]]:
+def nearest_words(
+    clip, vectors: Tensor, k: int = 5, metric: str = "euclidean", skip_unused: bool = True
+) -> list[list[tuple[str, float]]]:
     """For each vector (M, Dt), the k nearest token-embedding rows as (word, distance or cosine).
 
     skip_unused: ignore all-zero rows (ToyCLIP ships only the rows its world uses).
@@ -47,8 +49,10 @@ def nearest_words(clip, vectors: Tensor, k: int = 5, metric: str = "euclidean",
         score = F.normalize(vectors, dim=-1) @ F.normalize(table, dim=-1).T  # (M, V)
         best = score.topk(min(k, len(ids)))
     decoder = clip.tokenizer.decoder
-    return [[(decoder[int(ids[j])].replace("</w>", ""), round(float(v), 4)) for v, j in zip(vals, idx, strict=True)]
-            for vals, idx in zip(best.values, best.indices, strict=True)]
+    return [
+        [(decoder[int(ids[j])].replace("</w>", ""), round(float(v), 4)) for v, j in zip(vals, idx, strict=True)]
+        for vals, idx in zip(best.values, best.indices, strict=True)
+    ]
 
 
 def vocab_figure(words: list[list[tuple[str, float]]], title: str = "") -> go.Figure:
@@ -58,6 +62,9 @@ def vocab_figure(words: list[list[tuple[str, float]]], title: str = "") -> go.Fi
     cells = [[f"ctx{m + 1}" for m in range(len(words))]]
     cells += [[f"{w[i][0]} ({w[i][1]:.2f})" if i < len(w) else "" for w in words] for i in range(k)]
     fig = go.Figure(go.Table(header=dict(values=header), cells=dict(values=cells)))
-    fig.update_layout(title=title or "nearest vocabulary words of each learned context vector",
-                      height=90 + 28 * len(words), margin=dict(t=40, b=10, l=10, r=10))
+    fig.update_layout(
+        title=title or "nearest vocabulary words of each learned context vector",
+        height=90 + 28 * len(words),
+        margin=dict(t=40, b=10, l=10, r=10),
+    )
     return fig

@@ -8,6 +8,7 @@ into an `ImageDataset` (the exact selection for a split, shots, seed and class s
     ds.classnames, ds.items[0].path, ds.items[0].label
     image, label = ds[0]                       # PIL image (or transform(image)) and int label
 """
+
 from __future__ import annotations
 
 import difflib
@@ -68,8 +69,16 @@ class ImageDataset(Dataset):
     DataLoader workers keep their own lists) and replaced by the next readable item.
     """
 
-    def __init__(self, source: DatasetSource, split: str, items: list[Item], classnames: list[str],
-                 transform: Callable | None = None, info: dict | None = None, skip_bad_images: bool = False):
+    def __init__(
+        self,
+        source: DatasetSource,
+        split: str,
+        items: list[Item],
+        classnames: list[str],
+        transform: Callable | None = None,
+        info: dict | None = None,
+        skip_bad_images: bool = False,
+    ):
         if not classnames:
             raise ValueError(f"dataset {source.name!r} split {split!r} has no classes")
         self.source, self.split, self.items, self.classnames = source, split, items, list(classnames)
@@ -99,13 +108,15 @@ class ImageDataset(Dataset):
                     log.warning("skipping unreadable image (%d so far): %s", len(self.skipped), err)
                 continue
             return (self.transform(image) if self.transform else image), item.label
-        raise BadImageError(f"dataset {self.name!r} split {self.split!r}: no readable image among "
-                            f"{len(self.items)} items")
+        raise BadImageError(
+            f"dataset {self.name!r} split {self.split!r}: no readable image among {len(self.items)} items"
+        )
 
     def with_transform(self, transform: Callable | None) -> ImageDataset:
         """The same selection with another transform (the engine sets train/test transforms)."""
-        return ImageDataset(self.source, self.split, self.items, self.classnames, transform, self.info,
-                            self.skip_bad_images)
+        return ImageDataset(
+            self.source, self.split, self.items, self.classnames, transform, self.info, self.skip_bad_images
+        )
 
     def first_per_class(self, k: int | None) -> ImageDataset:
         """The first `k` items of each class, in split order (quick test sets); None = all items."""
@@ -119,12 +130,21 @@ class ImageDataset(Dataset):
             counts[item.label] = counts.get(item.label, 0) + 1
             if counts[item.label] <= k:
                 items.append(item)
-        return ImageDataset(self.source, self.split, items, self.classnames, self.transform,
-                            {**self.info, "per_class": k}, self.skip_bad_images)
+        return ImageDataset(
+            self.source,
+            self.split,
+            items,
+            self.classnames,
+            self.transform,
+            {**self.info, "per_class": k},
+            self.skip_bad_images,
+        )
 
     def __repr__(self) -> str:
-        return (f"ImageDataset({self.name!r}, split={self.split!r}, {len(self)} images, "
-                f"{len(self.classnames)} classes, {self.info})")
+        return (
+            f"ImageDataset({self.name!r}, split={self.split!r}, {len(self)} images, "
+            f"{len(self.classnames)} classes, {self.info})"
+        )
 
 
 # ----------------------------------------------------------------------------- registry
@@ -156,8 +176,10 @@ def get_source(name: str, root: str | Path | None = None, **kwargs) -> DatasetSo
     if name not in _SOURCES:
         close = difflib.get_close_matches(name, list(_SOURCES), n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown dataset {name!r}.{hint} Known: {', '.join(sorted(_SOURCES))}. "
-                         "A folder of class sub-folders works too: load_dataset('folder', root=DIR).")
+        raise ValueError(
+            f"unknown dataset {name!r}.{hint} Known: {', '.join(sorted(_SOURCES))}. "
+            "A folder of class sub-folders works too: load_dataset('folder', root=DIR)."
+        )
     root = Path(root).expanduser() if root is not None else None
     key = (name, str(root), tuple(sorted(kwargs.items())))
     if key not in _CACHE:
@@ -217,10 +239,19 @@ def relabel(items: Sequence[Item], mapping: dict[int, int]) -> list[Item]:
     return [replace(it, label=mapping[it.label]) for it in items if it.label in mapping]
 
 
-def load_dataset(name: str, split: str = "train", *, root: str | Path | None = None,
-                 shots: int | None = None, seed: int = 1, subsample: str = "all",
-                 transform: Callable | None = None, skip_bad_images: bool = False,
-                 check_files: bool = True, **source_kwargs) -> ImageDataset:
+def load_dataset(
+    name: str,
+    split: str = "train",
+    *,
+    root: str | Path | None = None,
+    shots: int | None = None,
+    seed: int = 1,
+    subsample: str = "all",
+    transform: Callable | None = None,
+    skip_bad_images: bool = False,
+    check_files: bool = True,
+    **source_kwargs,
+) -> ImageDataset:
     """Load the exact selection of a dataset that a protocol prescribes.
 
     Args:
@@ -240,8 +271,7 @@ def load_dataset(name: str, split: str = "train", *, root: str | Path | None = N
         >>> train = load_dataset("toyworld/shapes", split="train", shots=16, seed=1, subsample="base")
     """
     if shots is not None and (isinstance(shots, bool) or not isinstance(shots, numbers.Integral) or shots < 1):
-        raise ValueError(f"shots must be a whole number ≥ 1 (images per class), or None for every image; "
-                         f"got {shots!r}")
+        raise ValueError(f"shots must be a whole number ≥ 1 (images per class), or None for every image; got {shots!r}")
     source = get_source(name, root, **source_kwargs)
     if split not in source.splits:
         raise ValueError(f"dataset {name!r} has no split {split!r}; it has {', '.join(source.splits)}")
@@ -257,16 +287,25 @@ def load_dataset(name: str, split: str = "train", *, root: str | Path | None = N
     classnames = [source.classnames[old] for old in mapping]
     if len(classnames) < 2:
         hint = " (e.g. another class folder or CSV classname)" if subsample == "all" else ", or use subsample='all'"
-        raise ValueError(f"dataset {name!r} ({subsample} classes) has {len(classnames)} class(es) "
-                         f"{classnames}; prompt learning classifies among at least 2 classes. Add classes{hint}.")
+        raise ValueError(
+            f"dataset {name!r} ({subsample} classes) has {len(classnames)} class(es) "
+            f"{classnames}; prompt learning classifies among at least 2 classes. Add classes{hint}."
+        )
     items = relabel(items, mapping)
     if not items:
         raise ValueError(f"dataset {name!r} split {split!r} ({subsample}) selects no images")
     if check_files:
         check_images_exist((it.path for it in items), f"dataset {name!r} split {split!r}")
-    info = {"shots": shots if split in ("train", "val") else None, "seed": seed, "subsample": subsample,
-            "shots_used": _shots_used(items, classnames, shots if split == "train" else min(shots, 4),
-                                      f"dataset {name!r} split {split!r}") if few_shot else None}
+    info = {
+        "shots": shots if split in ("train", "val") else None,
+        "seed": seed,
+        "subsample": subsample,
+        "shots_used": _shots_used(
+            items, classnames, shots if split == "train" else min(shots, 4), f"dataset {name!r} split {split!r}"
+        )
+        if few_shot
+        else None,
+    }
     return ImageDataset(source, split, items, classnames, transform, info, skip_bad_images)
 
 
@@ -275,6 +314,11 @@ def _shots_used(items: list[Item], classnames: list[str], k: int, where: str) ->
     counts = Counter(it.label for it in items)
     short = [f"{classnames[label]!r} ({counts[label]})" for label in range(len(classnames)) if counts[label] < k]
     if short:
-        log.warning("%s: %d shots per class asked, but %d class(es) have fewer and keep all they have: %s",
-                    where, k, len(short), ", ".join(short[:10]) + (" …" if len(short) > 10 else ""))
+        log.warning(
+            "%s: %d shots per class asked, but %d class(es) have fewer and keep all they have: %s",
+            where,
+            k,
+            len(short),
+            ", ".join(short[:10]) + (" …" if len(short) > 10 else ""),
+        )
     return min(counts[label] for label in range(len(classnames)))

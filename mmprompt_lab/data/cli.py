@@ -3,6 +3,7 @@
 The top-level CLI calls `add_parser(subparsers)`; the parsed args carry `func=run`.
 Standalone: `python -m mmprompt_lab.data.cli verify --root ~/data`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,11 @@ from .verify import format_report, verify
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the `data` command (with `verify` and `list`) to an argparse sub-parsers object."""
-    parser = subparsers.add_parser("data", help="check and list real datasets",
-                                   description="Check a data folder against the manifests, or list them.")
+    parser = subparsers.add_parser(
+        "data",
+        help="check and list real datasets",
+        description="Check a data folder against the manifests, or list them.",
+    )
     _add_commands(parser)
     return parser
 
@@ -48,8 +52,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"data verify: {args.root}\n  ✗ {type(err).__name__}: {err}\nresult: problems found")
         return 1
     if args.json:
-        print(json.dumps({"root": report.root, "ok": report.ok,
-                          "datasets": [{**asdict(c), "ok": c.ok} for c in report.checks]}, indent=2))
+        print(
+            json.dumps(
+                {"root": report.root, "ok": report.ok, "datasets": [{**asdict(c), "ok": c.ok} for c in report.checks]},
+                indent=2,
+            )
+        )
     else:
         print(format_report(report))
     return 0 if report.ok else 1

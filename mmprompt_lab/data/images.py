@@ -9,6 +9,7 @@ decoding (decompression bombs); raise the limit with the environment variable
 MMPROMPT_LAB_MAX_IMAGE_PIXELS (a number of pixels, or "none"), which then also sets PIL's
 process-wide `Image.MAX_IMAGE_PIXELS`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -100,8 +101,12 @@ def list_image_files(folder: str | os.PathLike, recursive: bool = True) -> list[
                 elif is_image_file(entry.name):
                     skipped.append(f"{entry.path} ({file_kind(entry.path)})")
     if skipped:
-        log.warning("skipping %d path(s) in %s named like images that are not regular files: %s",
-                    len(skipped), folder, _first_five(sorted(skipped)))
+        log.warning(
+            "skipping %d path(s) in %s named like images that are not regular files: %s",
+            len(skipped),
+            folder,
+            _first_five(sorted(skipped)),
+        )
     return sorted(found)
 
 
@@ -118,8 +123,9 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
     if kind == "missing":
         raise MissingImageError(f"image not found: {path}")
     if kind != "file":
-        raise BadImageError(f"cannot read image {path}: not a regular file ({kind}). "
-                            "Point to the image file itself, or remove it.")
+        raise BadImageError(
+            f"cannot read image {path}: not a regular file ({kind}). Point to the image file itself, or remove it."
+        )
     limit = pixel_limit()
     if Image.MAX_IMAGE_PIXELS != limit:  # only when the environment variable is set: PIL's limit is global
         Image.MAX_IMAGE_PIXELS = limit
@@ -136,17 +142,21 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
     except FileNotFoundError:
         raise MissingImageError(f"image not found: {path}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise BadImageError(f"cannot read image {path}: {type(err).__name__}: {err}. "
-                            "Replace or delete the file, or pass skip_bad_images=True.") from None
+        raise BadImageError(
+            f"cannot read image {path}: {type(err).__name__}: {err}. "
+            "Replace or delete the file, or pass skip_bad_images=True."
+        ) from None
 
 
 def _too_large(path: str | os.PathLike, pil_message: str, limit: int | None) -> str:
     found = re.search(r"\((\d+) pixels\)", pil_message)  # PIL: "Image size (N pixels) exceeds limit …"
     size = f"{int(found.group(1)):,} pixels" if found else f"too large ({pil_message})"
     raise_to = found.group(1) if found else "<pixels>"
-    return (f"image {path} is {size}, more than the limit of {limit:,} pixels (a guard against "
-            f"decompression bombs). If the image is genuine, raise the limit with the environment variable "
-            f"{PIXEL_LIMIT_ENV}={raise_to} (or 'none'), or downscale the file.")
+    return (
+        f"image {path} is {size}, more than the limit of {limit:,} pixels (a guard against "
+        f"decompression bombs). If the image is genuine, raise the limit with the environment variable "
+        f"{PIXEL_LIMIT_ENV}={raise_to} (or 'none'), or downscale the file."
+    )
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -168,13 +178,17 @@ def check_images_exist(paths: Iterable[str | None], where: str) -> None:
     paths = [p for p in paths if p is not None]
     missing = missing_images(paths)
     if missing:
-        raise MissingImageError(f"{len(missing)} image(s) listed in {where} are missing: {_first_five(missing)}. "
-                                "Check the dataset folder with `mmprompt-lab data verify --root DIR`.")
+        raise MissingImageError(
+            f"{len(missing)} image(s) listed in {where} are missing: {_first_five(missing)}. "
+            "Check the dataset folder with `mmprompt-lab data verify --root DIR`."
+        )
     odd = not_regular_files(paths)
     if odd:
-        raise BadImageError(f"{len(odd)} path(s) listed in {where} are not regular files: {_first_five(odd)}. "
-                            "Images are never read from a FIFO, socket, device or folder: point the listing "
-                            "to the image files themselves.")
+        raise BadImageError(
+            f"{len(odd)} path(s) listed in {where} are not regular files: {_first_five(odd)}. "
+            "Images are never read from a FIFO, socket, device or folder: point the listing "
+            "to the image files themselves."
+        )
 
 
 def _first_five(lines: list[str]) -> str:
@@ -188,6 +202,6 @@ def missing_images(paths: Iterable[str | None]) -> list[str]:
 
 
 def not_regular_files(paths: Iterable[str | None]) -> list[str]:
-    """"path (kind)" for each existing path (ignoring None) that is not a regular file, in order."""
+    """ "path (kind)" for each existing path (ignoring None) that is not a regular file, in order."""
     kinds = ((p, file_kind(p)) for p in paths if p is not None)
     return [f"{p} ({kind})" for p, kind in kinds if kind not in ("file", "missing")]

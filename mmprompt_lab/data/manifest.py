@@ -7,6 +7,7 @@ template and where to get it (reference: docs/protocols.md §2).
     m = load_manifest("dtd")
     m.folder, m.split_file, m.num_classes, m.template
 """
+
 from __future__ import annotations
 
 import json
@@ -113,8 +114,7 @@ def validate_manifest(data: object, path: Path | str = "<manifest>") -> Manifest
     if data["reader"] not in READERS:
         raise _fail(path, "reader", f"is {data['reader']!r}; allowed: {', '.join(READERS)}")
     if data["split_generation"] not in GENERATORS:
-        raise _fail(path, "split_generation",
-                    f"is {data['split_generation']!r}; allowed: {', '.join(GENERATORS)}")
+        raise _fail(path, "split_generation", f"is {data['split_generation']!r}; allowed: {', '.join(GENERATORS)}")
     if data["num_classes"] < 1:
         raise _fail(path, "num_classes", f"should be ≥ 1, got {data['num_classes']}")
     if data["template"].count("{}") != 1:
@@ -125,26 +125,47 @@ def validate_manifest(data: object, path: Path | str = "<manifest>") -> Manifest
             raise _fail(path, "split_sizes", f"entry {split!r}: {n!r} (keys train/val/test, int or null)")
     layout = []
     for i, entry in enumerate(data["layout"]):
-        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) \
-                or entry.get("kind") not in LAYOUT_KINDS or set(entry) - {"path", "kind", "required", "note"}:
-            raise _fail(path, "layout", f"entry {i} should be {{path: str, kind: dir|file, required: bool, "
-                        f"note: str}}, got {entry!r}")
-        layout.append(LayoutEntry(entry["path"], entry["kind"], bool(entry.get("required", True)),
-                                  entry.get("note", "")))
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("path"), str)
+            or entry.get("kind") not in LAYOUT_KINDS
+            or set(entry) - {"path", "kind", "required", "note"}
+        ):
+            raise _fail(
+                path,
+                "layout",
+                f"entry {i} should be {{path: str, kind: dir|file, required: bool, note: str}}, got {entry!r}",
+            )
+        layout.append(
+            LayoutEntry(entry["path"], entry["kind"], bool(entry.get("required", True)), entry.get("note", ""))
+        )
     for i, src in enumerate(data["sources"]):
         if not isinstance(src, dict) or not isinstance(src.get("what"), str) or not isinstance(src.get("url"), str):
             raise _fail(path, "sources", f"entry {i} should be {{what: str, url: str}}, got {src!r}")
-    if "base_novel" in data and (len(data["base_novel"]) != 2
-                                 or sum(data["base_novel"]) != data["num_classes"]):
+    if "base_novel" in data and (len(data["base_novel"]) != 2 or sum(data["base_novel"]) != data["num_classes"]):
         raise _fail(path, "base_novel", f"should be [base, novel] summing to num_classes, got {data['base_novel']}")
     return Manifest(
-        name=data["name"], title=data["title"], folder=data["folder"], image_dir=data["image_dir"],
-        reader=data["reader"], split_file=data["split_file"], split_generation=data["split_generation"],
-        layout=tuple(layout), num_classes=data["num_classes"], split_sizes=dict(sizes),
-        classnames=data["classnames"], template=data["template"], sources=tuple(data["sources"]),
-        licence=data["licence"], split_generation_notes=data.get("split_generation_notes", ""),
-        base_novel=tuple(data.get("base_novel", ())), classname_renames=dict(data.get("classname_renames", {})),
-        ignored_folders=tuple(data.get("ignored_folders", ())), notes=data.get("notes", ""), path=str(path))
+        name=data["name"],
+        title=data["title"],
+        folder=data["folder"],
+        image_dir=data["image_dir"],
+        reader=data["reader"],
+        split_file=data["split_file"],
+        split_generation=data["split_generation"],
+        layout=tuple(layout),
+        num_classes=data["num_classes"],
+        split_sizes=dict(sizes),
+        classnames=data["classnames"],
+        template=data["template"],
+        sources=tuple(data["sources"]),
+        licence=data["licence"],
+        split_generation_notes=data.get("split_generation_notes", ""),
+        base_novel=tuple(data.get("base_novel", ())),
+        classname_renames=dict(data.get("classname_renames", {})),
+        ignored_folders=tuple(data.get("ignored_folders", ())),
+        notes=data.get("notes", ""),
+        path=str(path),
+    )
 
 
 def read_manifest(path: str | Path) -> Manifest:
@@ -172,6 +193,7 @@ def load_manifest(name: str, directory: str | Path = MANIFEST_DIR) -> Manifest:
     """
     path = Path(directory) / f"{name}.json"
     if not path.is_file():
-        raise ValueError(f"no manifest for dataset {name!r} in {directory}; "
-                         f"known: {', '.join(list_manifests(directory))}")
+        raise ValueError(
+            f"no manifest for dataset {name!r} in {directory}; known: {', '.join(list_manifests(directory))}"
+        )
     return read_manifest(path)

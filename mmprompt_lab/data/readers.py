@@ -15,6 +15,7 @@ into item lists in the official order:
     source = get_source("dtd", root="~/data")          # reads ~/data/dtd/
     source.splits["train"][0]                          # Item(path=…, label=…, classname=…)
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,17 +50,21 @@ def cache_dir() -> Path:
 def dataset_dir(manifest: Manifest, root: str | Path | None) -> Path:
     """The dataset's folder: `root/<folder>`, or `root` itself when it already is that folder."""
     if root is None:
-        raise ValueError(f"dataset {manifest.name!r} needs root= (the data folder holding "
-                         f"{manifest.folder}/), e.g. load_dataset({manifest.name!r}, root='~/data')")
+        raise ValueError(
+            f"dataset {manifest.name!r} needs root= (the data folder holding "
+            f"{manifest.folder}/), e.g. load_dataset({manifest.name!r}, root='~/data')"
+        )
     root = Path(root).expanduser().absolute()
     if (root / manifest.folder).is_dir():
         return root / manifest.folder
     first = manifest.layout[0].path if manifest.layout else manifest.image_dir
     if root.name == manifest.folder or (root / first).exists():
         return root
-    raise ValueError(f"dataset {manifest.name!r}: folder {root / manifest.folder} not found. "
-                     f"Expected {manifest.folder}/ under {root}; get the data from:\n{manifest.where_to_get()}\n"
-                     f"and check it with `mmprompt-lab data verify --root {root} --dataset {manifest.name}`.")
+    raise ValueError(
+        f"dataset {manifest.name!r}: folder {root / manifest.folder} not found. "
+        f"Expected {manifest.folder}/ under {root}; get the data from:\n{manifest.where_to_get()}\n"
+        f"and check it with `mmprompt-lab data verify --root {root} --dataset {manifest.name}`."
+    )
 
 
 def _list_images(folder: Path) -> list[str]:
@@ -100,10 +105,16 @@ def read_split_file(path: str | Path, image_dir: str | Path) -> Splits:
     for split in SPLITS:
         items = []
         for i, entry in enumerate(data[split]):
-            if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)
-                    and isinstance(entry[1], int) and isinstance(entry[2], str)):
-                raise ValueError(f"split file {path}: {split}[{i}] should be [relative_path, label, "
-                                 f"classname], got {entry!r}")
+            if not (
+                isinstance(entry, list)
+                and len(entry) == 3
+                and isinstance(entry[0], str)
+                and isinstance(entry[1], int)
+                and isinstance(entry[2], str)
+            ):
+                raise ValueError(
+                    f"split file {path}: {split}[{i}] should be [relative_path, label, classname], got {entry!r}"
+                )
             items.append(Item(str(image_dir / entry[0]), entry[1], entry[2]))
         splits[split] = items
     return splits
@@ -112,8 +123,10 @@ def read_split_file(path: str | Path, image_dir: str | Path) -> Splits:
 def write_split_file(path: str | Path, splits: Splits, image_dir: str | Path) -> None:
     """Write splits in the `split_zhou_*.json` format, paths relative to `image_dir` (atomic)."""
     image_dir = Path(image_dir)
-    data = {split: [[Path(it.path).relative_to(image_dir).as_posix(), it.label, it.classname]
-                    for it in splits[split]] for split in SPLITS}
+    data = {
+        split: [[Path(it.path).relative_to(image_dir).as_posix(), it.label, it.classname] for it in splits[split]]
+        for split in SPLITS
+    }
     write_json(Path(path), data)
 
 
@@ -123,8 +136,9 @@ def classnames_from_splits(splits: Splits, where: str) -> list[str]:
     for split, items in splits.items():
         for it in items:
             if names.setdefault(it.label, it.classname) != it.classname:
-                raise ValueError(f"{where}: label {it.label} is both {names[it.label]!r} and "
-                                 f"{it.classname!r} (split {split!r})")
+                raise ValueError(
+                    f"{where}: label {it.label} is both {names[it.label]!r} and {it.classname!r} (split {split!r})"
+                )
     if sorted(names) != list(range(len(names))):
         gaps = sorted(set(range(max(names, default=-1) + 1)) - set(names))
         raise ValueError(f"{where}: labels must be 0..n-1 without gaps; missing {gaps[:10]}")
@@ -132,8 +146,9 @@ def classnames_from_splits(splits: Splits, where: str) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- split generation
-def split_per_class(groups: list[tuple[int, str, list[str]]], rng: random.Random,
-                    p_train: float = 0.5, p_val: float = 0.2) -> Splits:
+def split_per_class(
+    groups: list[tuple[int, str, list[str]]], rng: random.Random, p_train: float = 0.5, p_val: float = 0.2
+) -> Splits:
     """Official 50/20/30 generation: shuffle each class, take round(n·p) for train and val.
 
     `groups` = [(label, classname, image paths)] in label order.
@@ -144,9 +159,11 @@ def split_per_class(groups: list[tuple[int, str, list[str]]], rng: random.Random
         rng.shuffle(paths)
         n_train, n_val = round(len(paths) * p_train), round(len(paths) * p_val)
         if n_train == 0 or n_val == 0 or len(paths) - n_train - n_val == 0:
-            raise ValueError(f"class {classname!r} has {len(paths)} images; the 50/20/30 split needs "
-                             "at least one image in each of train/val/test (≥ 4 images)")
-        cut = {"train": paths[:n_train], "val": paths[n_train:n_train + n_val], "test": paths[n_train + n_val:]}
+            raise ValueError(
+                f"class {classname!r} has {len(paths)} images; the 50/20/30 split needs "
+                "at least one image in each of train/val/test (≥ 4 images)"
+            )
+        cut = {"train": paths[:n_train], "val": paths[n_train : n_train + n_val], "test": paths[n_train + n_val :]}
         for split, chosen in cut.items():
             splits[split].extend(Item(p, label, classname) for p in chosen)
     return splits
@@ -161,8 +178,9 @@ def split_trainval(trainval: list[Item], rng: random.Random, p_val: float = 0.2)
     for items in by_label.values():
         n_val = round(len(items) * p_val)
         if n_val == 0:
-            raise ValueError(f"class {items[0].classname!r} has {len(items)} trainval images; "
-                             "the 80/20 split needs at least 3")
+            raise ValueError(
+                f"class {items[0].classname!r} has {len(items)} trainval images; the 80/20 split needs at least 3"
+            )
         order = list(range(len(items)))
         rng.shuffle(order)
         for n, idx in enumerate(order):
@@ -174,8 +192,10 @@ def _gen_folders(m: Manifest, ddir: Path, rng: random.Random) -> Splits:
     """Caltech101, DTD, Food101, EuroSAT: sorted class folders, renames and ignored folders."""
     image_dir = ddir / m.image_dir
     folders = [f for f in _list_dirs(image_dir) if f not in m.ignored_folders]
-    groups = [(label, m.classname_renames.get(f, f), [str(image_dir / f / n) for n in _list_images(image_dir / f)])
-              for label, f in enumerate(folders)]
+    groups = [
+        (label, m.classname_renames.get(f, f), [str(image_dir / f / n) for n in _list_images(image_dir / f)])
+        for label, f in enumerate(folders)
+    ]
     return split_per_class(groups, rng)
 
 
@@ -183,8 +203,9 @@ def _loadmat(path: Path) -> dict:
     try:
         from scipy.io import loadmat
     except ImportError:
-        raise ValueError(f"reading {path} needs scipy (pip install scipy), or put the CoOp split file "
-                         "in the dataset folder") from None
+        raise ValueError(
+            f"reading {path} needs scipy (pip install scipy), or put the CoOp split file in the dataset folder"
+        ) from None
     if not path.is_file():
         raise ValueError(f"missing file {path}")
     return loadmat(str(path))
@@ -270,9 +291,15 @@ def _gen_ucf101(m: Manifest, ddir: Path, rng: random.Random) -> Splits:
 
 
 SPLIT_GENERATORS: dict[str, Callable[[Manifest, Path, random.Random], Splits]] = {
-    "caltech101": _gen_folders, "dtd": _gen_folders, "food101": _gen_folders, "eurosat": _gen_folders,
-    "oxford_flowers": _gen_flowers, "oxford_pets": _gen_pets, "stanford_cars": _gen_cars,
-    "sun397": _gen_sun397, "ucf101": _gen_ucf101,
+    "caltech101": _gen_folders,
+    "dtd": _gen_folders,
+    "food101": _gen_folders,
+    "eurosat": _gen_folders,
+    "oxford_flowers": _gen_flowers,
+    "oxford_pets": _gen_pets,
+    "stanford_cars": _gen_cars,
+    "sun397": _gen_sun397,
+    "ucf101": _gen_ucf101,
 }
 
 
@@ -293,8 +320,9 @@ def generate_split(name: str, root: str | Path, out: str | Path | None = None) -
     try:
         splits = SPLIT_GENERATORS[name](m, ddir, random.Random(GENERATION_SEED))
     except (OSError, KeyError) as err:
-        raise ValueError(f"cannot generate the {name} split from {ddir} (no {m.split_file}): "
-                         f"{type(err).__name__}: {err}") from None
+        raise ValueError(
+            f"cannot generate the {name} split from {ddir} (no {m.split_file}): {type(err).__name__}: {err}"
+        ) from None
     out = Path(out) if out is not None else _cache_file("splits", m, ddir)
     write_split_file(out, splits, ddir / m.image_dir)
     return out
@@ -347,8 +375,10 @@ def _imagenet_classnames_file(ddir: Path) -> Path:
     for path in (ddir / "classnames.txt", ddir.parent / "imagenet" / "classnames.txt"):
         if path.is_file():
             return path
-    raise ValueError(f"classnames.txt not found in {ddir} or {ddir.parent / 'imagenet'}; copy the ImageNet "
-                     "classnames.txt ('wnid name' lines, from the CoOp repository) into one of them")
+    raise ValueError(
+        f"classnames.txt not found in {ddir} or {ddir.parent / 'imagenet'}; copy the ImageNet "
+        "classnames.txt ('wnid name' lines, from the CoOp repository) into one of them"
+    )
 
 
 def _wnid_folders(folder: Path, names: dict[str, str], names_file: Path) -> tuple[list[Item], list[str]]:
@@ -358,8 +388,9 @@ def _wnid_folders(folder: Path, names: dict[str, str], names_file: Path) -> tupl
     unknown = [w for w in wnids if w not in names]
     if unknown:
         raise ValueError(f"{folder}: folder(s) {unknown[:5]} are not wnids listed in {names_file}")
-    items = [Item(str(folder / w / f), label, names[w])
-             for label, w in enumerate(wnids) for f in _list_images(folder / w)]
+    items = [
+        Item(str(folder / w / f), label, names[w]) for label, w in enumerate(wnids) for f in _list_images(folder / w)
+    ]
     return items, wnids
 
 
@@ -371,8 +402,9 @@ def _read_imagenet(m: Manifest, ddir: Path) -> Read:
     if cache.is_file():  # listing 1.28M files is slow; the listing (not the sampling) is cached
         data = json.loads(cache.read_text(encoding="utf-8"))
         wnids = data["wnids"]
-        splits = {s: [Item(str(image_dir / rel), lab, names[wnids[lab]]) for rel, lab in data[s]]
-                  for s in ("train", "test")}
+        splits = {
+            s: [Item(str(image_dir / rel), lab, names[wnids[lab]]) for rel, lab in data[s]] for s in ("train", "test")
+        }
         return splits, [names[w] for w in wnids], {"listing": str(cache)}
     train, wnids = _wnid_folders(image_dir / "train", names, names_file)
     test, test_wnids = _wnid_folders(image_dir / "val", names, names_file)
@@ -380,8 +412,16 @@ def _read_imagenet(m: Manifest, ddir: Path) -> Read:
         diff = sorted(set(wnids) ^ set(test_wnids))
         raise ValueError(f"{image_dir}: train/ and val/ must hold the same wnid folders; differ in {diff[:5]}")
     splits = {"train": train, "test": test}
-    write_json(cache, {"wnids": wnids, **{s: [[Path(it.path).relative_to(image_dir).as_posix(), it.label]
-                                                      for it in items] for s, items in splits.items()}})
+    write_json(
+        cache,
+        {
+            "wnids": wnids,
+            **{
+                s: [[Path(it.path).relative_to(image_dir).as_posix(), it.label] for it in items]
+                for s, items in splits.items()
+            },
+        },
+    )
     return splits, [names[w] for w in wnids], {"listing": str(cache)}
 
 
@@ -393,10 +433,16 @@ def _read_imagenetv2(m: Manifest, ddir: Path) -> Read:
         raise ValueError(f"missing folder {image_dir}")
     extra = sorted(set(_list_dirs(image_dir)) - {str(i) for i in range(len(classnames))})
     if extra:
-        raise ValueError(f"{image_dir}: folders must be named 0..{len(classnames) - 1} "
-                         f"({len(classnames)} classes in {names_file}); unexpected: {extra[:5]}")
-    items = [Item(str(image_dir / str(label) / f), label, name) for label, name in enumerate(classnames)
-             if (image_dir / str(label)).is_dir() for f in _list_images(image_dir / str(label))]
+        raise ValueError(
+            f"{image_dir}: folders must be named 0..{len(classnames) - 1} "
+            f"({len(classnames)} classes in {names_file}); unexpected: {extra[:5]}"
+        )
+    items = [
+        Item(str(image_dir / str(label) / f), label, name)
+        for label, name in enumerate(classnames)
+        if (image_dir / str(label)).is_dir()
+        for f in _list_images(image_dir / str(label))
+    ]
     return {"test": items}, classnames, {"classnames_file": str(names_file)}
 
 
@@ -407,8 +453,13 @@ def _read_imagenet_folders(m: Manifest, ddir: Path) -> Read:
     return {"test": items}, [names[w] for w in wnids], {"classnames_file": str(names_file), "wnids": wnids}
 
 
-READERS = {"zhou_split": _read_zhou, "fgvc_aircraft": _read_fgvc, "imagenet": _read_imagenet,
-           "imagenetv2": _read_imagenetv2, "imagenet_folders": _read_imagenet_folders}
+READERS = {
+    "zhou_split": _read_zhou,
+    "fgvc_aircraft": _read_fgvc,
+    "imagenet": _read_imagenet,
+    "imagenetv2": _read_imagenetv2,
+    "imagenet_folders": _read_imagenet_folders,
+}
 
 
 def _load_item(item: Item):
@@ -429,11 +480,19 @@ def build_source(name: str, root: str | Path | None, **kwargs) -> DatasetSource:
     splits, classnames, meta = READERS[m.reader](m, ddir, **kwargs)
     domain = DOMAINS.get(name, "")
     if domain:
-        splits = {s: [Item(it.path, it.label, it.classname, it.key, domain) for it in items]
-                  for s, items in splits.items()}
+        splits = {
+            s: [Item(it.path, it.label, it.classname, it.key, domain) for it in items] for s, items in splits.items()
+        }
     meta = {"manifest": m.path, "dataset_dir": str(ddir), **meta}
-    return DatasetSource(name=name, classnames=classnames, splits=splits, load_image=_load_item,
-                         augment="official", template=m.template, meta=meta)
+    return DatasetSource(
+        name=name,
+        classnames=classnames,
+        splits=splits,
+        load_image=_load_item,
+        augment="official",
+        template=m.template,
+        meta=meta,
+    )
 
 
 for _name in list_manifests():

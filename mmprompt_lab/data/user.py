@@ -7,6 +7,7 @@ Ordering is deterministic: classes sorted by name, images sorted by path. A flat
 train/val/test sub-folders) or a CSV without a `split` column puts the same images in "train" and
 "test" — keep a held-out folder for honest evaluation.
 """
+
 from __future__ import annotations
 
 import csv
@@ -51,19 +52,31 @@ def folder_source(root: Path | None, template: str = DEFAULT_TEMPLATE) -> Datase
         found[split] = {d.name: _class_images(d) for d in _class_dirs(folder)}
         empty = [name for name, files in found[split].items() if not files]
         if empty and not split_dirs:
-            raise ValueError(f"folder dataset {root}: class folder(s) {empty[:5]} hold no images "
-                             f"(allowed extensions: {' '.join(IMAGE_EXTENSIONS)})")
+            raise ValueError(
+                f"folder dataset {root}: class folder(s) {empty[:5]} hold no images "
+                f"(allowed extensions: {' '.join(IMAGE_EXTENSIONS)})"
+            )
     classnames = sorted({name for per_class in found.values() for name, files in per_class.items() if files})
     if not classnames:
-        raise ValueError(f"folder dataset {root}: no images found; expected {root}/<class>/*.jpg "
-                         f"or {root}/train/<class>/*.jpg (extensions: {' '.join(IMAGE_EXTENSIONS)})")
+        raise ValueError(
+            f"folder dataset {root}: no images found; expected {root}/<class>/*.jpg "
+            f"or {root}/train/<class>/*.jpg (extensions: {' '.join(IMAGE_EXTENSIONS)})"
+        )
     label = {name: i for i, name in enumerate(classnames)}
-    splits = {split: [Item(path, label[name], name) for name in sorted(per_class) for path in per_class[name]]
-              for split, per_class in found.items()}
+    splits = {
+        split: [Item(path, label[name], name) for name in sorted(per_class) for path in per_class[name]]
+        for split, per_class in found.items()
+    }
     if not split_dirs:
         splits["test"] = list(splits["train"])
-    return DatasetSource(name="folder", classnames=classnames, splits=splits, load_image=_load_item,
-                         template=template, meta={"root": str(root), "split_folders": bool(split_dirs)})
+    return DatasetSource(
+        name="folder",
+        classnames=classnames,
+        splits=splits,
+        load_image=_load_item,
+        template=template,
+        meta={"root": str(root), "split_folders": bool(split_dirs)},
+    )
 
 
 def read_csv_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
@@ -77,9 +90,11 @@ def read_csv_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]
     except OSError as err:
         raise ValueError(f"csv dataset {path}: cannot read the file ({err.strerror})") from None
     except UnicodeDecodeError as err:
-        line = err.object[:err.start].count(b"\n") + 1
-        raise ValueError(f"csv dataset {path} line {line}: not UTF-8 text (byte 0x{err.object[err.start]:02x}); "
-                         "save the file as UTF-8") from None
+        line = err.object[: err.start].count(b"\n") + 1
+        raise ValueError(
+            f"csv dataset {path} line {line}: not UTF-8 text (byte 0x{err.object[err.start]:02x}); "
+            "save the file as UTF-8"
+        ) from None
     try:
         reader = csv.reader(io.StringIO(text, newline=""))
         filled = ((reader.line_num, values) for values in reader if any(v.strip() for v in values))
@@ -88,17 +103,21 @@ def read_csv_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]
     except csv.Error as err:
         raise ValueError(f"csv dataset {path}: not a readable CSV file ({err})") from None
     if not any(header):
-        raise ValueError(f"csv dataset {path}: the file is empty; expected a header line such as "
-                         "'path,classname' or 'path,label' followed by one row per image")
+        raise ValueError(
+            f"csv dataset {path}: the file is empty; expected a header line such as "
+            "'path,classname' or 'path,label' followed by one row per image"
+        )
     twice = sorted({c for c in header if header.count(c) > 1})
     if twice:
         raise ValueError(f"csv dataset {path}: header names column(s) {twice} more than once")
     out = []
     for n, values in rows:
         if len(values) != len(header):
-            raise ValueError(f"csv dataset {path} line {n}: {len(values)} value(s) but the header "
-                             f"{','.join(header)!r} has {len(header)}; check for missing or extra commas "
-                             "(quote values that contain commas)")
+            raise ValueError(
+                f"csv dataset {path} line {n}: {len(values)} value(s) but the header "
+                f"{','.join(header)!r} has {len(header)}; check for missing or extra commas "
+                "(quote values that contain commas)"
+            )
         out.append((n, {k: v.strip() for k, v in zip(header, values, strict=True)}))
     return header, out
 
@@ -118,8 +137,7 @@ def csv_source(root: Path | None, template: str = DEFAULT_TEMPLATE) -> DatasetSo
     path = Path(root).absolute()
     columns, rows = read_csv_rows(path)
     if "path" not in columns or not {"label", "classname"} & set(columns):
-        raise ValueError(f"csv dataset {path}: header must have 'path' and 'label' and/or 'classname'; "
-                         f"got {columns}")
+        raise ValueError(f"csv dataset {path}: header must have 'path' and 'label' and/or 'classname'; got {columns}")
     if not rows:
         raise ValueError(f"csv dataset {path}: no rows")
     required = ["path"] if "label" in columns else ["path", "classname"]  # with labels, names may be blank
@@ -153,5 +171,11 @@ def csv_source(root: Path | None, template: str = DEFAULT_TEMPLATE) -> DatasetSo
     splits = {s: sorted(items, key=lambda it: it.path) for s, items in splits.items()}
     if "split" not in columns:
         splits["test"] = list(splits["train"])
-    return DatasetSource(name="csv", classnames=classnames, splits=splits, load_image=_load_item,
-                         template=template, meta={"csv": str(path)})
+    return DatasetSource(
+        name="csv",
+        classnames=classnames,
+        splits=splits,
+        load_image=_load_item,
+        template=template,
+        meta={"csv": str(path)},
+    )

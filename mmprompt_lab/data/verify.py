@@ -1,8 +1,9 @@
 """Check a user's data folder against the manifests: what is missing or wrong, and where to get it.
 
-    report = verify("~/data", dataset="dtd")
-    print(format_report(report))        # never a stack trace; report.ok is False on any error
+report = verify("~/data", dataset="dtd")
+print(format_report(report))        # never a stack trace; report.ok is False on any error
 """
+
 from __future__ import annotations
 
 import os
@@ -57,8 +58,10 @@ def _check_layout(m: Manifest, ddir: Path, check: DatasetCheck) -> None:
         if entry.required:
             check.errors.append(f"missing {what}{note}")
         elif entry.path == m.split_file:
-            check.warnings.append(f"no split file {m.split_file}: the split will be generated "
-                                  f"({m.split_generation_notes}); published numbers use the CoOp split file")
+            check.warnings.append(
+                f"no split file {m.split_file}: the split will be generated "
+                f"({m.split_generation_notes}); published numbers use the CoOp split file"
+            )
 
 
 def _check_dataset(m: Manifest, ddir: Path, decode: int) -> DatasetCheck:
@@ -84,15 +87,19 @@ def _check_dataset(m: Manifest, ddir: Path, decode: int) -> DatasetCheck:
             check.warnings.append(f"split {split!r} has {len(items)} images, the official one {expected}")
         missing = missing_images(it.path for it in items)
         if missing:
-            check.errors.append(f"{len(missing)} of {len(items)} images listed in split {split!r} are missing:"
-                                + _first_five(missing))
+            check.errors.append(
+                f"{len(missing)} of {len(items)} images listed in split {split!r} are missing:" + _first_five(missing)
+            )
             if source.meta.get("generated_split") and not any("delete that file" in w for w in check.warnings):
-                check.warnings.append(f"the split was generated earlier from this folder and cached in "
-                                      f"{source.meta['split_file']}; delete that file to generate it again")
+                check.warnings.append(
+                    f"the split was generated earlier from this folder and cached in "
+                    f"{source.meta['split_file']}; delete that file to generate it again"
+                )
         odd = not_regular_files(it.path for it in items)
         if odd:
-            check.errors.append(f"{len(odd)} path(s) listed in split {split!r} are not regular files:"
-                                + _first_five(odd))
+            check.errors.append(
+                f"{len(odd)} path(s) listed in split {split!r} are not regular files:" + _first_five(odd)
+            )
     everything = [it for items in source.splits.values() for it in items if it.path and os.path.isfile(it.path)]
     step = max(1, len(everything) // max(decode, 1))
     for item in everything[::step][:decode]:
@@ -118,8 +125,9 @@ def verify(root: str | Path, dataset: str | None = None, decode: int = 8) -> Ver
     """
     root = Path(root).expanduser()
     if dataset is not None and dataset not in list_manifests():
-        check = DatasetCheck(dataset, str(root), errors=[f"unknown dataset {dataset!r}; known: "
-                                                         f"{', '.join(list_manifests())}"])
+        check = DatasetCheck(
+            dataset, str(root), errors=[f"unknown dataset {dataset!r}; known: {', '.join(list_manifests())}"]
+        )
         return VerifyReport(str(root), [check], dataset)
     checks = []
     for name in [dataset] if dataset else list_manifests():
@@ -128,8 +136,14 @@ def verify(root: str | Path, dataset: str | None = None, decode: int = 8) -> Ver
             try:
                 ddir = dataset_dir(m, root)
             except ValueError:
-                checks.append(DatasetCheck(name, str(root / m.folder), errors=[f"folder {root / m.folder} not found"],
-                                           sources=m.where_to_get()))
+                checks.append(
+                    DatasetCheck(
+                        name,
+                        str(root / m.folder),
+                        errors=[f"folder {root / m.folder} not found"],
+                        sources=m.where_to_get(),
+                    )
+                )
                 continue
         else:
             ddir = root / m.folder

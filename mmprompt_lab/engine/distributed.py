@@ -6,6 +6,7 @@
 local GPU, wraps the learner in DDP and shards the training data with a DistributedSampler. Only
 rank 0 shows progress and writes files.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,8 +48,9 @@ def wrap(learner: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
     # some settings leave parameters unused on purpose (e.g. DCP's text half with text_writeback=False)
-    return DistributedDataParallel(learner, device_ids=[device.index] if device.type == "cuda" else None,
-                                   find_unused_parameters=True)
+    return DistributedDataParallel(
+        learner, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
+    )
 
 
 def sampler(dataset, seed: int, epoch: int):

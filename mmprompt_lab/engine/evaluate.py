@@ -1,4 +1,5 @@
 """`evaluate`: top-1, per-class accuracy and the confusion matrix; base/novel harmonic mean."""
+
 from __future__ import annotations
 
 import torch
@@ -22,8 +23,15 @@ def base_novel(base: dict, novel: dict) -> dict:
 
 
 @torch.no_grad()
-def predict_logits(learner: PromptLearner, dataset: ImageDataset, *, batch_size: int | None = None,
-                   device: str | None = None, precision: str = "auto", progress: bool = False):
+def predict_logits(
+    learner: PromptLearner,
+    dataset: ImageDataset,
+    *,
+    batch_size: int | None = None,
+    device: str | None = None,
+    precision: str = "auto",
+    progress: bool = False,
+):
     """(N, C) logits and (N,) labels of a dataset under the test transform, in dataset order.
 
     Text features of learners that do not condition on the image are computed once.
@@ -31,8 +39,11 @@ def predict_logits(learner: PromptLearner, dataset: ImageDataset, *, batch_size:
     device = pick_device(device)
     training = learner.training
     learner.to(device).eval()
-    loader = make_loader(dataset.with_transform(test_transform(learner.clip)),
-                         batch_size or learner.preset.eval_batch_size, shuffle=False)
+    loader = make_loader(
+        dataset.with_transform(test_transform(learner.clip)),
+        batch_size or learner.preset.eval_batch_size,
+        shuffle=False,
+    )
     logits, labels = [], []
     # the dataset's class names for this call only (e.g. base → novel); the learner is left as it was
     with learner.use_classnames(dataset.classnames), autocast(device, precision):
@@ -43,13 +54,22 @@ def predict_logits(learner: PromptLearner, dataset: ImageDataset, *, batch_size:
     learner.train(training)
     logits = torch.cat(logits)  # (N, C)
     if not torch.isfinite(logits).all():
-        raise FloatingPointError(f"{learner.name} gave NaN or infinite logits on {dataset.name} "
-                                 f"({dataset.split}); its prompts are not usable (retrain with a lower lr)")
+        raise FloatingPointError(
+            f"{learner.name} gave NaN or infinite logits on {dataset.name} "
+            f"({dataset.split}); its prompts are not usable (retrain with a lower lr)"
+        )
     return logits, torch.cat(labels)
 
 
-def evaluate(learner: PromptLearner, dataset: ImageDataset, *, batch_size: int | None = None,
-             device: str | None = None, precision: str = "auto", progress: bool = False) -> dict:
+def evaluate(
+    learner: PromptLearner,
+    dataset: ImageDataset,
+    *,
+    batch_size: int | None = None,
+    device: str | None = None,
+    precision: str = "auto",
+    progress: bool = False,
+) -> dict:
     """Evaluate on a dataset, scored against the dataset's class names (the learner is not changed).
 
     Returns {"accuracy": top-1 %, "macro_accuracy": mean per-class %, "per_class_accuracy": {name: %},
@@ -58,20 +78,22 @@ def evaluate(learner: PromptLearner, dataset: ImageDataset, *, batch_size: int |
     Example:
         >>> metrics = evaluate(learner, load_dataset("toyworld/shapes", split="test", subsample="base"))
     """
-    logits, labels = predict_logits(learner, dataset, batch_size=batch_size, device=device,
-                                    precision=precision, progress=progress)
+    logits, labels = predict_logits(
+        learner, dataset, batch_size=batch_size, device=device, precision=precision, progress=progress
+    )
     c = len(dataset.classnames)
     pred = logits.argmax(-1)
     confusion = torch.zeros(c, c, dtype=torch.long)
     confusion.index_put_((labels, pred), torch.ones_like(labels), accumulate=True)
     support = confusion.sum(1)
-    per_class = (confusion.diag().double() / support.clamp(min=1) * 100)
+    per_class = confusion.diag().double() / support.clamp(min=1) * 100
     present = support > 0
     return {
         "accuracy": float((pred == labels).double().mean() * 100),
         "macro_accuracy": float(per_class[present].mean()),
-        "per_class_accuracy": {n: float(a) for n, a, s in zip(dataset.classnames, per_class, present, strict=True)
-                               if s},
+        "per_class_accuracy": {
+            n: float(a) for n, a, s in zip(dataset.classnames, per_class, present, strict=True) if s
+        },
         "confusion": confusion.tolist(),
         "n": int(len(labels)),
         "dataset": dataset.name,

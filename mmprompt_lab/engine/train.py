@@ -10,6 +10,7 @@ one (`image_features_cacheable`), the image features of K augmented views of eve
 computed once, and each epoch trains on one of them per image (drawn with the run's seed) instead of a
 fresh augmentation; a step then costs only the text pass.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -90,17 +91,25 @@ def autocast(device: torch.device, precision: str):
 def check_recipe(epochs: int | None, batch_size: int | None, lr: float | None, accumulate: int = 1) -> None:
     """Refuse a recipe that cannot train: epochs, batch size and accumulation ≥ 1, a finite lr > 0
     (None = the method's preset, accepted)."""
+
     def integer(v):
         return isinstance(v, int) and not isinstance(v, bool) and v >= 1
 
-    bad = [f"{name}={value!r}" for name, value, ok in (
-        ("epochs", epochs, epochs is None or integer(epochs)),
-        ("batch_size", batch_size, batch_size is None or integer(batch_size)),
-        ("accumulate", accumulate, integer(accumulate)),
-        ("lr", lr, lr is None or isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0)) if not ok]
+    bad = [
+        f"{name}={value!r}"
+        for name, value, ok in (
+            ("epochs", epochs, epochs is None or integer(epochs)),
+            ("batch_size", batch_size, batch_size is None or integer(batch_size)),
+            ("accumulate", accumulate, integer(accumulate)),
+            ("lr", lr, lr is None or isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0),
+        )
+        if not ok
+    ]
     if bad:
-        raise ValueError(f"cannot train with {', '.join(bad)}: epochs, batch_size and accumulate must be "
-                         "integers ≥ 1 and lr a finite number > 0")
+        raise ValueError(
+            f"cannot train with {', '.join(bad)}: epochs, batch_size and accumulate must be "
+            "integers ≥ 1 and lr a finite number > 0"
+        )
 
 
 def check_cache(learner: PromptLearner, cache_views: int | None) -> None:
@@ -111,9 +120,11 @@ def check_cache(learner: PromptLearner, cache_views: int | None) -> None:
     if isinstance(cache_views, bool) or not isinstance(cache_views, int) or cache_views < 1:
         raise ValueError(f"cache_views must be an integer ≥ 1 (augmented views per image) or None, got {cache_views!r}")
     if not image_features_cacheable(learner):
-        raise ValueError(f"{learner.name!r} prompts or conditions on the image tower (has_vision_prompts="
-                         f"{learner.has_vision_prompts}, conditional={learner.conditional}); cached image features "
-                         "need a frozen image tower (e.g. coop, kgcoop): leave cache_views=None")
+        raise ValueError(
+            f"{learner.name!r} prompts or conditions on the image tower (has_vision_prompts="
+            f"{learner.has_vision_prompts}, conditional={learner.conditional}); cached image features "
+            "need a frozen image tower (e.g. coop, kgcoop): leave cache_views=None"
+        )
     if distributed.world_size() > 1:
         raise ValueError("cache_views runs in one process; leave it None under torchrun")
 
@@ -122,20 +133,30 @@ def check_finite(what: str, tensors, where: str) -> None:
     """Stop training at the first NaN/inf, naming where it appeared (nothing is saved as finished)."""
     for t in tensors:
         if not torch.isfinite(t).all():
-            raise FloatingPointError(f"{what} became NaN or infinite at {where}: training stopped and nothing "
-                                     "was saved as a finished run; lower the learning rate (or use fp32)")
+            raise FloatingPointError(
+                f"{what} became NaN or infinite at {where}: training stopped and nothing "
+                "was saved as a finished run; lower the learning rate (or use fp32)"
+            )
 
 
-def make_loader(dataset, batch_size: int, shuffle: bool, seed: int = 0, num_workers: int = 0,
-                sampler=None) -> DataLoader:
+def make_loader(
+    dataset, batch_size: int, shuffle: bool, seed: int = 0, num_workers: int = 0, sampler=None
+) -> DataLoader:
     """Never empty: the last incomplete batch is dropped only when at least one full batch exists."""
     if len(dataset) == 0:
         raise ValueError("the dataset is empty")
     generator = torch.Generator().manual_seed(seed)
     drop_last = shuffle and (len(sampler) if sampler is not None else len(dataset)) >= batch_size
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
-                      drop_last=drop_last, num_workers=num_workers, generator=generator,
-                      persistent_workers=False)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
+        drop_last=drop_last,
+        num_workers=num_workers,
+        generator=generator,
+        persistent_workers=False,
+    )
 
 
 # ---------------------------------------------------------------------------- the feature cache
@@ -151,8 +172,16 @@ def view_seed(seed: int, view: int) -> int:
 
 
 @torch.no_grad()
-def cache_image_features(learner: PromptLearner, data: ImageDataset, views: int, seed: int, *,
-                         batch_size: int, device: torch.device, precision: str = "auto") -> Tensor:
+def cache_image_features(
+    learner: PromptLearner,
+    data: ImageDataset,
+    views: int,
+    seed: int,
+    *,
+    batch_size: int,
+    device: torch.device,
+    precision: str = "auto",
+) -> Tensor:
     """(K, N, E) image features of `views` augmented views of every item of `data` (with its train
     transform), in dataset order: view k is drawn item by item after `torch.manual_seed(view_seed(seed, k))`."""
     feats = []
@@ -169,14 +198,29 @@ def view_choice(views: int, n: int, seed: int, epoch: int) -> Tensor:
     return torch.randint(views, (n,), generator=torch.Generator().manual_seed(seed * 10_007 + epoch + 1))
 
 
-def fit(learner: PromptLearner, train: ImageDataset, *, epochs: int | None = None, batch_size: int | None = None,
-        lr: float | None = None, seed: int = 1, device: str | None = None, precision: str = "auto",
-        accumulate: int = 1, augment: str | None = None, warmup_epochs: int = 1, warmup_lr: float = 1e-5,
-        momentum: float = 0.9, weight_decay: float = 5e-4, num_workers: int = 0,
-        on_step: Callable[[TrainState], None] | None = None,
-        on_epoch_end: Callable[[TrainState], None] | None = None,
-        checkpoint_dir: str | Path | None = None, progress: bool = True,
-        cache_views: int | None = None) -> History:
+def fit(
+    learner: PromptLearner,
+    train: ImageDataset,
+    *,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    seed: int = 1,
+    device: str | None = None,
+    precision: str = "auto",
+    accumulate: int = 1,
+    augment: str | None = None,
+    warmup_epochs: int = 1,
+    warmup_lr: float = 1e-5,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    num_workers: int = 0,
+    on_step: Callable[[TrainState], None] | None = None,
+    on_epoch_end: Callable[[TrainState], None] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    progress: bool = True,
+    cache_views: int | None = None,
+) -> History:
     """Train a learner's prompts with the official recipe.
 
     Args:
@@ -209,8 +253,10 @@ def fit(learner: PromptLearner, train: ImageDataset, *, epochs: int | None = Non
     if not params:
         raise ValueError(f"{learner.name!r} has no trainable parameters; use evaluate() directly")
     if len(train.classnames) != len(learner.classnames):
-        raise ValueError(f"the dataset has {len(train.classnames)} classes, the learner {len(learner.classnames)}; "
-                         "build the learner with classnames=train.classnames")
+        raise ValueError(
+            f"the dataset has {len(train.classnames)} classes, the learner {len(learner.classnames)}; "
+            "build the learner with classnames=train.classnames"
+        )
 
     device = distributed.setup(pick_device(device))
     progress = progress and distributed.is_main()
@@ -220,10 +266,22 @@ def fit(learner: PromptLearner, train: ImageDataset, *, epochs: int | None = Non
     data = train.with_transform(train_transform(learner.clip, augment or train.augment))
     optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     history, start = History(), 0
-    recipe = {"config": learner.config.to_dict(), "classnames": list(learner.classnames), "epochs": epochs,
-              "batch_size": batch_size, "lr": lr, "seed": seed, "accumulate": accumulate, "augment": augment,
-              "precision": precision, "warmup_epochs": warmup_epochs, "warmup_lr": warmup_lr,
-              "momentum": momentum, "weight_decay": weight_decay, "train_items": len(train)}
+    recipe = {
+        "config": learner.config.to_dict(),
+        "classnames": list(learner.classnames),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "accumulate": accumulate,
+        "augment": augment,
+        "precision": precision,
+        "warmup_epochs": warmup_epochs,
+        "warmup_lr": warmup_lr,
+        "momentum": momentum,
+        "weight_decay": weight_decay,
+        "train_items": len(train),
+    }
     if cache_views:  # only when used, so states saved before the cache existed still resume
         recipe["cache_views"] = cache_views
     recipe = json.loads(dumps(recipe))  # as it reads back from disk (tuples → lists)
@@ -236,8 +294,15 @@ def fit(learner: PromptLearner, train: ImageDataset, *, epochs: int | None = Non
     state = TrainState(start, epochs, start * steps_per_epoch, steps_per_epoch, float("nan"), lr, 0.0, history)
     cache = None
     if cache_views:
-        cache = cache_image_features(learner, data, cache_views, seed, batch_size=learner.preset.eval_batch_size,
-                                     device=device, precision=precision)  # (K, N, E)
+        cache = cache_image_features(
+            learner,
+            data,
+            cache_views,
+            seed,
+            batch_size=learner.preset.eval_batch_size,
+            device=device,
+            precision=precision,
+        )  # (K, N, E)
         items = TensorDataset(torch.arange(len(data)), torch.tensor(data.labels))  # (index, label) pairs
 
     for epoch in range(start, epochs):
@@ -246,8 +311,14 @@ def fit(learner: PromptLearner, train: ImageDataset, *, epochs: int | None = Non
             group["lr"] = epoch_lr
         torch.manual_seed(seed * 10_007 + epoch)  # augmentation draws; resume-exact
         if cache is None:
-            loader = make_loader(data, batch_size, shuffle=True, seed=seed * 10_007 + epoch, num_workers=num_workers,
-                                 sampler=distributed.sampler(data, seed, epoch))
+            loader = make_loader(
+                data,
+                batch_size,
+                shuffle=True,
+                seed=seed * 10_007 + epoch,
+                num_workers=num_workers,
+                sampler=distributed.sampler(data, seed, epoch),
+            )
         else:  # the same order as the image loader; each item's view drawn for this epoch
             loader = make_loader(items, batch_size, shuffle=True, seed=seed * 10_007 + epoch)
             choice = view_choice(cache_views, len(data), seed, epoch)  # (N,)
@@ -285,8 +356,14 @@ def fit(learner: PromptLearner, train: ImageDataset, *, epochs: int | None = Non
         history.epoch_loss.append(loss_sum / max(total, 1))
         history.epoch_accuracy.append(100.0 * correct / max(total, 1))
         history.lr.append(epoch_lr)
-        log.info("epoch %d/%d loss %.4f acc %.2f lr %.3g", epoch + 1, epochs, history.epoch_loss[-1],
-                 history.epoch_accuracy[-1], epoch_lr)
+        log.info(
+            "epoch %d/%d loss %.4f acc %.2f lr %.3g",
+            epoch + 1,
+            epochs,
+            history.epoch_loss[-1],
+            history.epoch_accuracy[-1],
+            epoch_lr,
+        )
         if finished:
             learner.on_epoch_end(epoch, epochs)
         if on_epoch_end:

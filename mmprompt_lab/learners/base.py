@@ -37,6 +37,7 @@ One naming scheme across learners (official names appear only in each `official_
 Method-specific modules keep their method's name (`meta_net`, `proj`/`deep_proj`, `mixer`, `cmpa`,
 `t2v`/`v2t`, `text_dafe`/`vision_dafe`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -165,8 +166,9 @@ class PromptLearner(nn.Module):
         """The largest value a depth field may take on `clip` (its tower's blocks; a method whose
         prompts start at block 1 overrides this). `resolve_depths` and the knobs of the lessons use it."""
         tower = cls.depth_fields[field][1]
-        return {"text": clip.text_depth, "vision": clip.vision_depth,
-                "both": min(clip.text_depth, clip.vision_depth)}[tower]
+        return {"text": clip.text_depth, "vision": clip.vision_depth, "both": min(clip.text_depth, clip.vision_depth)}[
+            tower
+        ]
 
     def __init__(self, clip: FrozenCLIP, classnames: list[str], config: LearnerConfig):
         super().__init__()
@@ -189,15 +191,17 @@ class PromptLearner(nn.Module):
 
     def text_prompts(self, state: PassState) -> tuple[Tensor, Tensor]:
         """Layer-0 prompt embeddings (C, L, Dt) and EOT positions (C,). Learners with text prompts override."""
-        raise NotImplementedError(f"{self.name} does not define text_prompts (has_text_prompts="
-                                  f"{self.has_text_prompts})")
+        raise NotImplementedError(
+            f"{self.name} does not define text_prompts (has_text_prompts={self.has_text_prompts})"
+        )
 
     def vision_prompts(self, state: PassState) -> Tensor | None:
         """Layer-0 visual prompts (N, Dv), or None for an untouched image tower."""
         return None
 
-    def layer(self, i: int, text: Tensor | None, vision: Tensor | None,
-              state: PassState) -> tuple[Tensor | None, Tensor | None]:
+    def layer(
+        self, i: int, text: Tensor | None, vision: Tensor | None, state: PassState
+    ) -> tuple[Tensor | None, Tensor | None]:
         """Called before block i with both towers' states; returns them (possibly with new prompts)."""
         return text, vision
 
@@ -247,8 +251,9 @@ class PromptLearner(nn.Module):
     def encode_text(self, state: PassState | None = None) -> Tensor:
         """(C, E) text features of the current prompts (unnormalised); opens a pass unless given one."""
         if self.conditional:
-            raise RuntimeError(f"{self.name}'s text features depend on the images; call encode(images) "
-                               "or the learner itself")
+            raise RuntimeError(
+                f"{self.name}'s text features depend on the images; call encode(images) or the learner itself"
+            )
         state = self.begin_pass() if state is None else state
         emb, eot = self.text_prompts(state)
         shared = self.shared_text(emb, eot)
@@ -266,14 +271,17 @@ class PromptLearner(nn.Module):
             return None
         return split_text(self.clip, emb, eot)
 
-    def encode_image(self, images: Tensor | ImageFeatures, state: PassState | None = None,
-                     attention: dict | None = None) -> Tensor:
+    def encode_image(
+        self, images: Tensor | ImageFeatures, state: PassState | None = None, attention: dict | None = None
+    ) -> Tensor:
         """(B, 3, H, W) → (B, E) image features (unnormalised); opens a pass unless given one.
         Cached `ImageFeatures` of the frozen tower are returned as they are (learners without visual prompts)."""
         if isinstance(images, ImageFeatures):
             if self.has_vision_prompts or self.conditional:
-                raise ValueError(f"{self.name} prompts or conditions on the image tower; cached frozen image "
-                                 "features cannot stand in for its images")
+                raise ValueError(
+                    f"{self.name} prompts or conditions on the image tower; cached frozen image "
+                    "features cannot stand in for its images"
+                )
             return images.features  # (B, E)
         state = self.begin_pass() if state is None else state
         _, v = self.clip.run(None, self.vision_input(images, state), self.hook(state), attention=attention)
@@ -288,12 +296,12 @@ class PromptLearner(nn.Module):
         emb, eot = self.text_prompts(state)
         shared = self.shared_text(emb, eot) if attention is None else None  # recording needs the plain pass
         if shared is not None:
-            shared, v = run_shared(self.clip, shared, self.vision_input(images, state), self.hook(state),
-                                   chunk=self.text_chunk)
+            shared, v = run_shared(
+                self.clip, shared, self.vision_input(images, state), self.hook(state), chunk=self.text_chunk
+            )
             return self.clip.pool_image(v), pool_shared(self.clip, shared, eot)  # (B, E), (C, E)
         t, mask = self.clip.start_text(emb, eot)  # (C, L', Dt)
-        t, v = self.clip.run(t, self.vision_input(images, state), self.hook(state), text_mask=mask,
-                             attention=attention)
+        t, v = self.clip.run(t, self.vision_input(images, state), self.hook(state), text_mask=mask, attention=attention)
         return self.clip.pool_image(v), self.clip.pool_text(t, eot)  # (B, E), (C, E)
 
     def logits(self, image_features: Tensor, text_features: Tensor) -> Tensor:
@@ -304,8 +312,9 @@ class PromptLearner(nn.Module):
             return scale * torch.einsum("be,bce->bc", img, txt)  # (B, C)
         return scale * img @ txt.t()  # (B, C)
 
-    def forward(self, images: Tensor, text_features: Tensor | None = None,
-                labels: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
+    def forward(
+        self, images: Tensor, text_features: Tensor | None = None, labels: Tensor | None = None
+    ) -> Tensor | tuple[Tensor, Tensor]:
         """(B, 3, H, W) preprocessed images → (B, C) logits. `text_features` reuses cached ones.
         With `labels` (B,) → (loss, logits) from `training_loss` (one entry point, so DDP sees it)."""
         if labels is not None:
@@ -339,8 +348,9 @@ class PromptLearner(nn.Module):
         if self.fixed_text is None:
             with torch.no_grad():
                 names = [c.replace("_", " ") for c in self.classnames]
-                feats = [F.normalize(self.clip.encode_text([t.format(c) for c in names]), dim=-1)
-                         for t in templates]  # T × (C, E)
+                feats = [
+                    F.normalize(self.clip.encode_text([t.format(c) for c in names]), dim=-1) for t in templates
+                ]  # T × (C, E)
                 self.fixed_text = F.normalize(torch.stack(feats).mean(0), dim=-1)  # (C, E)
         return self.fixed_text
 
@@ -363,8 +373,10 @@ class PromptLearner(nn.Module):
             raise ValueError(f"{self.name} state mismatch: missing {missing}, unexpected {unexpected}")
         for key, value in state.items():
             if own[key].shape != value.shape:
-                raise ValueError(f"{self.name} parameter {key!r} has shape {tuple(own[key].shape)}, "
-                                 f"the checkpoint has {tuple(value.shape)} (different backbone or settings?)")
+                raise ValueError(
+                    f"{self.name} parameter {key!r} has shape {tuple(own[key].shape)}, "
+                    f"the checkpoint has {tuple(value.shape)} (different backbone or settings?)"
+                )
         self.load_state_dict({**state, **{k: v for k, v in self.state_dict().items() if k.startswith("clip.")}})
 
     # -- official checkpoints ----------------------------------------------------------------
@@ -386,21 +398,28 @@ class PromptLearner(nn.Module):
         ignored = []
         for key, value in state.items():
             name = re.sub(r"^(module\.)?", "", key)
-            ours = mapping.get(name) or mapping.get(re.sub(r"^prompt_learner\.", "", name)) \
+            ours = (
+                mapping.get(name)
+                or mapping.get(re.sub(r"^prompt_learner\.", "", name))
                 or mapping.get("prompt_learner." + name)
+            )
             if ours is None:
                 ignored.append(key)
                 continue
             if tuple(targets[ours].shape) != tuple(value.shape):
-                raise ValueError(f"official tensor {key!r} has shape {tuple(value.shape)}; {self.name}'s "
-                                 f"{ours!r} expects {tuple(targets[ours].shape)} (other settings or backbone?)")
+                raise ValueError(
+                    f"official tensor {key!r} has shape {tuple(value.shape)}; {self.name}'s "
+                    f"{ours!r} expects {tuple(targets[ours].shape)} (other settings or backbone?)"
+                )
             if ours in found and not torch.equal(found[ours], value):
                 raise ValueError(f"official tensors mapped to {ours!r} disagree (e.g. {key!r})")
             found[ours] = value
         missing = [n for n, p in targets.items() if p.requires_grad and n not in found]
         if missing:
-            raise ValueError(f"the state dict lacks official tensors for {missing}; expected names such as "
-                             f"{sorted(mapping)[:6]} (with or without the 'prompt_learner.' prefix)")
+            raise ValueError(
+                f"the state dict lacks official tensors for {missing}; expected names such as "
+                f"{sorted(mapping)[:6]} (with or without the 'prompt_learner.' prefix)"
+            )
         with torch.no_grad():
             for ours, value in found.items():
                 targets[ours].copy_(value.to(targets[ours].dtype))
@@ -418,8 +437,9 @@ class PromptLearner(nn.Module):
         return save_learner(self, out_dir, extra=extra)
 
     @classmethod
-    def from_pretrained(cls, path, clip: FrozenCLIP | None = None, *, device: str | None = None,
-                        download: bool | None = None) -> PromptLearner:
+    def from_pretrained(
+        cls, path, clip: FrozenCLIP | None = None, *, device: str | None = None, download: bool | None = None
+    ) -> PromptLearner:
         """Rebuild a learner saved by `save_pretrained`; clip=None loads the backbone named in its card
         (local cache only unless `download`). Example: `CoOp.from_pretrained("runs/coop")`."""
         from .saving import load_learner
@@ -433,15 +453,21 @@ def resolve_depths(config: LearnerConfig, cls: type[PromptLearner], clip: Frozen
     `cls.depth_limit`. The resolved values are stored in the config, so checkpoints record what ran."""
     updates = {}
     for name, (official, tower) in cls.depth_fields.items():
-        blocks = {"text": clip.text_depth, "vision": clip.vision_depth,
-                  "both": min(clip.text_depth, clip.vision_depth)}[tower]
+        blocks = {
+            "text": clip.text_depth,
+            "vision": clip.vision_depth,
+            "both": min(clip.text_depth, clip.vision_depth),
+        }[tower]
         limit = cls.depth_limit(name, clip)
         value = getattr(config, name)
         if value is None:
             value = scaled_depth(cls, name, official, clip)
         fewer = "" if limit == blocks else f" (at most {limit} for {cls.name})"
-        check(0 <= value <= limit, f"{cls.name}: {name}={value} exceeds the model's {blocks} "
-              f"{'text/vision' if tower == 'both' else tower} blocks{fewer} ({clip.id})")
+        check(
+            0 <= value <= limit,
+            f"{cls.name}: {name}={value} exceeds the model's {blocks} "
+            f"{'text/vision' if tower == 'both' else tower} blocks{fewer} ({clip.id})",
+        )
         updates[name] = value
     return dataclasses.replace(config, **updates) if updates else config
 
@@ -451,6 +477,7 @@ def scaled_depth(cls: type[PromptLearner], name: str, official: int, clip: Froze
     at most `cls.depth_limit` (MaPLe's 9 → 3 and its transfer recipe's 3 → 1 on ToyCLIP's 4 blocks; 9 and 3
     on ViT-B/16)."""
     tower = cls.depth_fields[name][1]
-    blocks = {"text": clip.text_depth, "vision": clip.vision_depth,
-              "both": min(clip.text_depth, clip.vision_depth)}[tower]
+    blocks = {"text": clip.text_depth, "vision": clip.vision_depth, "both": min(clip.text_depth, clip.vision_depth)}[
+        tower
+    ]
     return min(cls.depth_limit(name, clip), max(1, round(official * blocks / 12)))

@@ -19,6 +19,7 @@ Deviations: M counts the phrase's tokens, not its space-separated words (equal f
 words such as "a photo of a"); the official loop runs the text tower once per image; here the B·C prompts are one
 batched pass (same maths). Memory grows with B·C: evaluate with smaller batches for many classes.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -61,8 +62,9 @@ class CoCoOp(PromptLearner):
         layout = coop_layout(clip, "end", config.n_ctx, config.ctx_init)
         self.prompts = layout.tokens(clip, self.classnames)
         self.ctx = layout.context(self.prompts, layout.runs[0], dt, std=config.init_std)  # (M, Dt)
-        self.meta_net = nn.Sequential(OrderedDict([
-            ("linear1", nn.Linear(e, e // 16)), ("relu", nn.ReLU()), ("linear2", nn.Linear(e // 16, dt))]))
+        self.meta_net = nn.Sequential(
+            OrderedDict([("linear1", nn.Linear(e, e // 16)), ("relu", nn.ReLU()), ("linear2", nn.Linear(e // 16, dt))])
+        )
 
     def text_prompts(self, state):
         raise RuntimeError("cocoop's text prompts depend on the images; call the learner or encode(images)")

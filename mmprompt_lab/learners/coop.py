@@ -9,6 +9,7 @@ Official: M = 16, random init N(0, 0.02²) (variant: ctx_init "a photo of a" →
 class token at the end, batch 32, lr 0.002, 200 epochs at 16 shots. Trainable (ViT-B/16): 8,192.
 Official names: `prompt_learner.ctx` → `ctx`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,8 +29,10 @@ class CoOpConfig(LearnerConfig):
 
     def __post_init__(self):
         check(self.n_ctx >= 1, f"n_ctx must be ≥ 1, got {self.n_ctx}")
-        check(self.class_token_position in COOP_TEMPLATES,
-              f"class_token_position must be one of {list(COOP_TEMPLATES)}, got {self.class_token_position!r}")
+        check(
+            self.class_token_position in COOP_TEMPLATES,
+            f"class_token_position must be one of {list(COOP_TEMPLATES)}, got {self.class_token_position!r}",
+        )
         check(not (self.csc and self.ctx_init), "csc uses random init; leave ctx_init empty")
         check(not (self.ctx_init and self.class_token_position != "end"), "word init needs class_token_position='end'")
 
@@ -55,8 +58,10 @@ class CoOp(PromptLearner):
 
     def set_classnames(self, classnames):
         if self.config.csc and len(classnames) != self.ctx.shape[0]:
-            raise ValueError(f"class-specific context was learned for {self.ctx.shape[0]} classes and cannot "
-                             f"transfer to {len(classnames)} new ones; use csc=False for base-to-novel")
+            raise ValueError(
+                f"class-specific context was learned for {self.ctx.shape[0]} classes and cannot "
+                f"transfer to {len(classnames)} new ones; use csc=False for base-to-novel"
+            )
         super().set_classnames(classnames)
 
     def official_names(self):

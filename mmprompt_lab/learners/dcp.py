@@ -29,6 +29,7 @@ with `shared_cmpa=False` (the code also builds unused modules at blocks 0 and J+
 <sub> → ours: promt_attention_visual → attn_v, ln_pa_{1,2}_visual → ln{1,2}_v, mlp_pa_visual → mlp_v,
 proj_t2v, promt_attention_text → attn_t, ln_pa_{1,2}_text → ln{1,2}_t, mlp_pa_text → mlp_t, proj_v2t.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -138,8 +139,10 @@ class DCP(PromptLearner):
         return self.vision_ctx  # (M, Dv)
 
     def encode_image(self, images, state=None, attention=None):
-        raise RuntimeError("dcp couples both towers at every prompted layer (CMPA), so its image features "
-                           "depend on the text prompts' states; call encode(images) or the learner itself")
+        raise RuntimeError(
+            "dcp couples both towers at every prompted layer (CMPA), so its image features "
+            "depend on the text prompts' states; call encode(images) or the learner itself"
+        )
 
     def encode(self, images, attention=None):
         """→ image features (B, E), text features (C, E), or (B, C, E) with per_sample + text_writeback."""
@@ -170,12 +173,24 @@ class DCP(PromptLearner):
         return text, vision
 
     def official_names(self):
-        official = {"attn_v": "promt_attention_visual", "ln1_v": "ln_pa_1_visual", "ln2_v": "ln_pa_2_visual",
-                    "mlp_v": "mlp_pa_visual", "proj_t2v": "proj_t2v", "attn_t": "promt_attention_text",
-                    "ln1_t": "ln_pa_1_text", "ln2_t": "ln_pa_2_text", "mlp_t": "mlp_pa_text", "proj_v2t": "proj_v2t"}
+        official = {
+            "attn_v": "promt_attention_visual",
+            "ln1_v": "ln_pa_1_visual",
+            "ln2_v": "ln_pa_2_visual",
+            "mlp_v": "mlp_pa_visual",
+            "proj_t2v": "proj_t2v",
+            "attn_t": "promt_attention_text",
+            "ln1_t": "ln_pa_1_text",
+            "ln2_t": "ln_pa_2_text",
+            "mlp_t": "mlp_pa_text",
+            "proj_v2t": "proj_v2t",
+        }
         names = {"prompt_learner.prompts_text": "ctx", "prompt_learner.prompts_visual": "vision_ctx"}
-        blocks = range(max(self.clip.text_depth, self.clip.vision_depth)) if self.config.shared_cmpa \
+        blocks = (
+            range(max(self.clip.text_depth, self.clip.vision_depth))
+            if self.config.shared_cmpa
             else range(1, self.config.depth + 1)
+        )
         for i in blocks:
             k = 0 if self.config.shared_cmpa else i - 1
             for name, _ in self.cmpa[k].named_parameters():

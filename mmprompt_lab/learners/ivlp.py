@@ -22,6 +22,7 @@ Official names: `prompt_learner.ctx` → `ctx`; `text_encoder.transformer.resblo
 Deviation: none in fp32; depths beyond the towers raise instead of being silently capped; depths
 left at None are 9 of 12 blocks scaled to the model (9/9 on ViT-B/16, 3/3 on ToyCLIP).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,8 +42,10 @@ class IVLPConfig(LearnerConfig):
 
     def __post_init__(self):
         check(self.n_ctx_text >= 1, f"n_ctx_text must be ≥ 1, got {self.n_ctx_text}")
-        check(self.text_depth is None or self.text_depth >= 1,
-              f"text_depth must be ≥ 1 (official assert; use 'vpt' for vision-only prompting), got {self.text_depth}")
+        check(
+            self.text_depth is None or self.text_depth >= 1,
+            f"text_depth must be ≥ 1 (official assert; use 'vpt' for vision-only prompting), got {self.text_depth}",
+        )
         check(self.n_ctx_vision >= 0, f"n_ctx_vision must be ≥ 0, got {self.n_ctx_vision}")
         check(self.vision_depth is None or self.vision_depth >= 0, f"vision_depth must be ≥ 0, got {self.vision_depth}")
 

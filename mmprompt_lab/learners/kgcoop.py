@@ -20,6 +20,7 @@ Official names: `prompt_learner.ctx` → `ctx`.
 Deviations: the released code's meta-net, bias vectors and adapter are never optimised and are left
 out (their checkpoint keys are ignored on import).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -47,8 +48,10 @@ class KgCoOpConfig(LearnerConfig):
         templates = (self.templates,) if isinstance(self.templates, str) else tuple(self.templates)
         object.__setattr__(self, "templates", templates)
         check(self.n_ctx >= 1, f"n_ctx must be ≥ 1, got {self.n_ctx}")
-        check(len(templates) > 0 and all("{}" in t for t in templates),
-              f"templates needs at least one template, each with '{{}}' for the class name: {templates}")
+        check(
+            len(templates) > 0 and all("{}" in t for t in templates),
+            f"templates needs at least one template, each with '{{}}' for the class name: {templates}",
+        )
         check(self.kg_weight >= 0, f"kg_weight must be ≥ 0, got {self.kg_weight}")
         check(self.kg_loss in KG_LOSSES, f"kg_loss must be one of {list(KG_LOSSES)}, got {self.kg_loss!r}")
 

@@ -28,6 +28,7 @@ Names: no official checkpoints exist; `official_names()` is the identity on our 
 (`ctx` = P^t_0, `deep_text.{l-1}` = P^t_l, `text_dafe.{l-1}.phi.{0,1,3}.*`, `text_dafe.{l-1}.gate[.*]`;
 `vision_ctx`, `deep_vision.{l-1}`, `vision_dafe.{l-1}.*` for the image tower).
 """
+
 from __future__ import annotations
 
 import math
@@ -37,8 +38,16 @@ import torch
 from torch import Tensor, nn
 
 from .base import LearnerConfig, PromptLearner, TrainPreset, check
-from .prompts import (CTX, deep_prompts, gather_slots, normal_, random_layout, replace_slots, replace_vision,
-                      vision_slots)
+from .prompts import (
+    CTX,
+    deep_prompts,
+    gather_slots,
+    normal_,
+    random_layout,
+    replace_slots,
+    replace_vision,
+    vision_slots,
+)
 from .registry import register_learner
 
 GATES = ("channel", "input", "convex")
@@ -56,15 +65,21 @@ class MAPDAFEConfig(LearnerConfig):
     template: str = "a photo of a {}."  # the general template the text prompts read (abstract)
 
     def __post_init__(self):
-        check(self.n_ctx_text >= 1 and self.n_ctx_vision >= 1,
-              f"n_ctx_text and n_ctx_vision must be ≥ 1, got {self.n_ctx_text}, {self.n_ctx_vision}")
+        check(
+            self.n_ctx_text >= 1 and self.n_ctx_vision >= 1,
+            f"n_ctx_text and n_ctx_vision must be ≥ 1, got {self.n_ctx_text}, {self.n_ctx_vision}",
+        )
         check(self.depth is None or self.depth >= 1, f"depth must be ≥ 1, got {self.depth}")
         check(self.reduction >= 1, f"reduction must be ≥ 1, got {self.reduction}")
         check(self.gate in GATES, f"gate must be one of {GATES}, got {self.gate!r}")
-        check(self.gate == "channel" or 0 < self.gate_init < 1,
-              f"gate {self.gate!r} starts at a sigmoid, so gate_init must lie in (0, 1), got {self.gate_init}")
-        check("{}" in self.template and CTX not in self.template,
-              f"template needs a '{{}}' for the class name and no {CTX}, got {self.template!r}")
+        check(
+            self.gate == "channel" or 0 < self.gate_init < 1,
+            f"gate {self.gate!r} starts at a sigmoid, so gate_init must lie in (0, 1), got {self.gate_init}",
+        )
+        check(
+            "{}" in self.template and CTX not in self.template,
+            f"template needs a '{{}}' for the class name and no {CTX}, got {self.template!r}",
+        )
 
 
 class DAFE(nn.Module):

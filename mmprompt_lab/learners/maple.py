@@ -16,6 +16,7 @@ Official names: `prompt_learner.ctx`, `.proj`, `.compound_prompts_text.{k}`,
 `.compound_prompt_projections.{k}` → `ctx`, `proj`, `deep_text.{k}`, `deep_proj.{k}`.
 Deviation: none in fp32 (the official code's `.half()` casts and hard-coded 512/768 are not copied).
 """
+
 from __future__ import annotations
 
 import copy
@@ -48,8 +49,13 @@ class MaPLe(PromptLearner):
     name = "maple"
     config_class = MaPLeConfig
     preset = TrainPreset(lr=0.0035, batch_size=4, epochs=5)
-    presets = {"transfer": RecipePreset("cross-dataset / domain generalisation: depth 3 of 12, 2 epochs, lr 0.0026",
-                                        TrainPreset(lr=0.0026, batch_size=4, epochs=2), {"depth": 3})}
+    presets = {
+        "transfer": RecipePreset(
+            "cross-dataset / domain generalisation: depth 3 of 12, 2 epochs, lr 0.0026",
+            TrainPreset(lr=0.0026, batch_size=4, epochs=2),
+            {"depth": 3},
+        )
+    }
     depth_fields = {"depth": (9, "both")}
     has_vision_prompts = True
     couples_towers = True  # vision prompts are projections of the text prompts
@@ -81,8 +87,11 @@ class MaPLe(PromptLearner):
         return text, vision
 
     def official_names(self):
-        names = {"prompt_learner.ctx": "ctx", "prompt_learner.proj.weight": "proj.weight",
-                 "prompt_learner.proj.bias": "proj.bias"}
+        names = {
+            "prompt_learner.ctx": "ctx",
+            "prompt_learner.proj.weight": "proj.weight",
+            "prompt_learner.proj.bias": "proj.bias",
+        }
         for k in range(self.config.depth - 1):
             names[f"prompt_learner.compound_prompts_text.{k}"] = f"deep_text.{k}"
             for t in ("weight", "bias"):

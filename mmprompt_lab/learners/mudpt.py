@@ -26,6 +26,7 @@ visual_ctx_deep_projections.*}` → vision_ctx, deep_vision, v2t.*. (transformer
 ln_post, proj}; `image_encoder.visual_ctx_{ln_intra_pre, self_attn, ln_intra_post, text_proj}` →
 v2t.{ln_pre, block, ln_post, proj}.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -129,17 +130,29 @@ class MuDPT(PromptLearner):
     def official_names(self):
         linear = self.config.fusion == "linear"
         text = "mudpt_prompt_learner." if linear else "uumudpt_prompt_learner."
-        names = {text + "ctx": "ctx", text + "deep_prompts": "deep_text", "image_encoder.visual_ctx": "vision_ctx",
-                 "image_encoder.visual_ctx_deep_prompts": "deep_vision"}
+        names = {
+            text + "ctx": "ctx",
+            text + "deep_prompts": "deep_text",
+            "image_encoder.visual_ctx": "vision_ctx",
+            "image_encoder.visual_ctx_deep_prompts": "deep_vision",
+        }
         if linear:
-            modules = {text + "embed_projection": "embed_proj", text + "deep_projections": "t2v",
-                       "image_encoder.visual_ctx_deep_projections": "v2t"}
+            modules = {
+                text + "embed_projection": "embed_proj",
+                text + "deep_projections": "t2v",
+                "image_encoder.visual_ctx_deep_projections": "v2t",
+            }
         else:
-            modules = {text + "ln_pre": "t2v.ln_pre", text + "self_attn": "t2v.block", text + "ln_post": "t2v.ln_post",
-                       text + "visual_proj": "t2v.proj", "image_encoder.visual_ctx_ln_intra_pre": "v2t.ln_pre",
-                       "image_encoder.visual_ctx_self_attn": "v2t.block",
-                       "image_encoder.visual_ctx_ln_intra_post": "v2t.ln_post",
-                       "image_encoder.visual_ctx_text_proj": "v2t.proj"}
+            modules = {
+                text + "ln_pre": "t2v.ln_pre",
+                text + "self_attn": "t2v.block",
+                text + "ln_post": "t2v.ln_post",
+                text + "visual_proj": "t2v.proj",
+                "image_encoder.visual_ctx_ln_intra_pre": "v2t.ln_pre",
+                "image_encoder.visual_ctx_self_attn": "v2t.block",
+                "image_encoder.visual_ctx_ln_intra_post": "v2t.ln_post",
+                "image_encoder.visual_ctx_text_proj": "v2t.proj",
+            }
         for official, ours in modules.items():
             for key, _ in self.get_submodule(ours).named_parameters():
                 names[f"{official}.{key}"] = f"{ours}.{key}"

@@ -12,6 +12,7 @@ insertion/replacement, and the official initialisations.
 Nothing here knows a method or an official parameter name; learners import from here, never from
 each other.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,12 +43,14 @@ class PromptTokens(nn.Module):
         positions; eot (C,) EOT positions.
     """
 
-    def __init__(self, clip: FrozenCLIP, classnames: list[str], template: str, runs: list[int],
-                 fill: list[str] | None = None):
+    def __init__(
+        self, clip: FrozenCLIP, classnames: list[str], template: str, runs: list[int], fill: list[str] | None = None
+    ):
         super().__init__()
         if template.count(CTX) != len(runs):
-            raise ValueError(f"template {template!r} has {template.count(CTX)} {CTX} runs but "
-                             f"{len(runs)} run lengths were given")
+            raise ValueError(
+                f"template {template!r} has {template.count(CTX)} {CTX} runs but {len(runs)} run lengths were given"
+            )
         if any(r < 0 for r in runs):
             raise ValueError(f"context run lengths must be ≥ 0, got {runs}")
         fill = list(fill) if fill is not None else ["X"] * sum(runs)
@@ -71,26 +74,32 @@ class PromptTokens(nn.Module):
                 piece = piece.replace(CLASS, name.replace("_", " "))  # the name stays plain text
                 ids += tok.encode(piece) if piece.strip() else []
                 if n < len(self.runs):
-                    for word in self.fill[k:k + self.runs[n]]:  # one token per slot, like the official "X X X X"
+                    for word in self.fill[k : k + self.runs[n]]:  # one token per slot, like the official "X X X X"
                         word_ids = tok.encode(word)
                         if len(word_ids) != 1:
-                            raise ValueError(f"context word {word!r} is {len(word_ids)} tokens; each learnable "
-                                             "slot takes one token")
+                            raise ValueError(
+                                f"context word {word!r} is {len(word_ids)} tokens; each learnable slot takes one token"
+                            )
                         slots.append(len(ids))
                         ids += word_ids
                     k += self.runs[n]
             ids.append(tok.eot_token_id)
             if len(ids) > clip.context_length:
-                raise ValueError(f"the prompt for class {name!r} has {len(ids)} tokens with the context; "
-                                 f"this model's context length is {clip.context_length}")
+                raise ValueError(
+                    f"the prompt for class {name!r} has {len(ids)} tokens with the context; "
+                    f"this model's context length is {clip.context_length}"
+                )
             rows.append(ids + [0] * (clip.context_length - len(ids)))
             slot_rows.append(slots)
         tokens = torch.tensor(rows, device=clip.device)  # (C, L)
         self.classnames = classnames
         self.register_buffer("tokens", tokens, persistent=False)
         self.register_buffer("eot", tokens.argmax(dim=-1), persistent=False)  # (C,)
-        self.register_buffer("slots", torch.tensor(slot_rows, dtype=torch.long, device=clip.device)
-                             .reshape(len(rows), -1), persistent=False)  # (C, M)
+        self.register_buffer(
+            "slots",
+            torch.tensor(slot_rows, dtype=torch.long, device=clip.device).reshape(len(rows), -1),
+            persistent=False,
+        )  # (C, M)
         with torch.no_grad():
             self.register_buffer("embeddings", clip.token_embedding(tokens), persistent=False)  # (C, L, Dt)
 
@@ -219,9 +228,9 @@ def replace_vision(x: Tensor, prompts: Tensor, position: str) -> Tensor:
     p = prompts.expand(x.shape[0], -1, -1).to(x.dtype) if prompts.ndim == 2 else prompts.to(x.dtype)
     if position == "end":
         return torch.cat([x[:, :-n], p], dim=1)
-    return torch.cat([x[:, :1], p, x[:, 1 + n:]], dim=1)
+    return torch.cat([x[:, :1], p, x[:, 1 + n :]], dim=1)
 
 
 def vision_slots(x: Tensor, n: int, position: str) -> Tensor:
     """The N prompt tokens of x (B, T, Dv) → (B, N, Dv)."""
-    return x[:, -n:] if position == "end" else x[:, 1:1 + n]
+    return x[:, -n:] if position == "end" else x[:, 1 : 1 + n]

@@ -39,6 +39,7 @@ Deliberate deviations:
   whose frozen part does not change).
 - Depths left at None are 9 of 12 blocks scaled to the model (9/9 on ViT-B/16, 3/3 on ToyCLIP).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -76,16 +77,25 @@ class PromptSRCConfig(LearnerConfig):
     def __post_init__(self):
         templates = (self.templates,) if isinstance(self.templates, str) else tuple(self.templates)
         object.__setattr__(self, "templates", templates)
-        check(self.n_ctx_text >= 1 and self.n_ctx_vision >= 1,
-              f"n_ctx_text and n_ctx_vision must be ≥ 1, got {self.n_ctx_text}, {self.n_ctx_vision}")
+        check(
+            self.n_ctx_text >= 1 and self.n_ctx_vision >= 1,
+            f"n_ctx_text and n_ctx_vision must be ≥ 1, got {self.n_ctx_text}, {self.n_ctx_vision}",
+        )
         check(self.text_depth is None or self.text_depth >= 1, f"text_depth must be ≥ 1, got {self.text_depth}")
         check(self.vision_depth is None or self.vision_depth >= 1, f"vision_depth must be ≥ 1, got {self.vision_depth}")
-        check(self.text_loss_weight >= 0 and self.image_loss_weight >= 0, "text_loss_weight and "
-              f"image_loss_weight must be ≥ 0, got {self.text_loss_weight}, {self.image_loss_weight}")
-        check(len(templates) > 0 and all("{}" in t for t in templates),
-              f"templates needs at least one template, each with '{{}}' for the class name: {templates}")
-        check(self.ensemble in ENSEMBLE_CHOICES, f"ensemble must be one of {list(ENSEMBLE_CHOICES)}, "
-              f"got {self.ensemble!r}")
+        check(
+            self.text_loss_weight >= 0 and self.image_loss_weight >= 0,
+            "text_loss_weight and "
+            f"image_loss_weight must be ≥ 0, got {self.text_loss_weight}, {self.image_loss_weight}",
+        )
+        check(
+            len(templates) > 0 and all("{}" in t for t in templates),
+            f"templates needs at least one template, each with '{{}}' for the class name: {templates}",
+        )
+        check(
+            self.ensemble in ENSEMBLE_CHOICES,
+            f"ensemble must be one of {list(ENSEMBLE_CHOICES)}, got {self.ensemble!r}",
+        )
         check(self.gpa_std is None or self.gpa_std > 0, f"gpa_std must be > 0, got {self.gpa_std}")
 
 
@@ -157,8 +167,9 @@ class PromptSRC(PromptLearner):
         if self.frozen_text is None:
             with torch.no_grad():
                 names = [c.replace("_", " ") for c in self.classnames]
-                feats = torch.stack([self.clip.encode_text([t.format(c) for c in names])
-                                     for t in self.ensemble_templates()])  # (K, C, E)
+                feats = torch.stack(
+                    [self.clip.encode_text([t.format(c) for c in names]) for t in self.ensemble_templates()]
+                )  # (K, C, E)
                 self.frozen_text = F.normalize(feats.mean(0), dim=-1)  # (C, E)
         return self.frozen_text
 
@@ -174,10 +185,12 @@ class PromptSRC(PromptLearner):
             w0 = self.frozen_text_features()  # (C, E)
             z0 = self.clip.logit_scale * f0 @ w0.t()  # (B, C)
         kl = F.kl_div(F.log_softmax(z, dim=-1), F.log_softmax(z0, dim=-1), reduction="sum", log_target=True)
-        terms = {"ce": F.cross_entropy(z, labels),
-                 "text": self.config.text_loss_weight * F.l1_loss(w, w0),
-                 "image": self.config.image_loss_weight * F.l1_loss(f, f0),
-                 "logits": kl / z.numel()}
+        terms = {
+            "ce": F.cross_entropy(z, labels),
+            "text": self.config.text_loss_weight * F.l1_loss(w, w0),
+            "image": self.config.image_loss_weight * F.l1_loss(f, f0),
+            "logits": kl / z.numel(),
+        }
         return terms, z
 
     def training_loss(self, images, labels):

@@ -1,4 +1,5 @@
 """The learner registry: `@register_learner("coop")`, `create_learner`, `list_learners` (timm-style)."""
+
 from __future__ import annotations
 
 import difflib
@@ -38,8 +39,9 @@ def get_learner_class(name: str) -> type[PromptLearner]:
     return _LEARNERS[key]
 
 
-def create_learner(name: str, clip: FrozenCLIP, classnames: list[str], *, seed: int | None = None,
-                   **overrides) -> PromptLearner:
+def create_learner(
+    name: str, clip: FrozenCLIP, classnames: list[str], *, seed: int | None = None, **overrides
+) -> PromptLearner:
     """Build a learner with its official defaults; `overrides` are checked against its config.
 
     Args:

@@ -15,6 +15,7 @@ The card is validated when read (types, known config keys, the backbone weights'
 backbone it names is loaded from the local cache only unless downloading is allowed. (The resumable
 training state of `fit` lives beside it: `engine/checkpoint.py`.)
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,12 +39,18 @@ FIELDS = {
     "method": (lambda v: isinstance(v, str) and v != "", "a method name"),
     "config": (lambda v: isinstance(v, dict), "a JSON object of the learner's options"),
     "backbone": (lambda v: isinstance(v, str) and v != "", "a backbone id such as 'toyclip' or 'ViT-B-16:openai'"),
-    "classnames": (lambda v: isinstance(v, list) and v != [] and all(isinstance(c, str) and c for c in v),
-                   "a non-empty list of class names (strings)"),
-    "weights_sha256": (lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) is not None,
-                       "a sha256 hex digest"),
-    "backbone_sha256": (lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) is not None,
-                        "a sha256 hex digest"),
+    "classnames": (
+        lambda v: isinstance(v, list) and v != [] and all(isinstance(c, str) and c for c in v),
+        "a non-empty list of class names (strings)",
+    ),
+    "weights_sha256": (
+        lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) is not None,
+        "a sha256 hex digest",
+    ),
+    "backbone_sha256": (
+        lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) is not None,
+        "a sha256 hex digest",
+    ),
     "backbone_precision": (lambda v: v in ("fp32", "bf16", "fp16"), "'fp32', 'bf16' or 'fp16'"),
     "mmprompt_lab_version": (lambda v: isinstance(v, str), "text"),
 }
@@ -72,10 +79,18 @@ def save_learner(learner: PromptLearner, out_dir: str | Path, extra: dict | None
     weights = out / "learner.safetensors"
     atomic_write(weights, lambda tmp: save_file(tensors_of(learner.learner_state_dict()), tmp))
     clip = learner.clip
-    card = {"format": FORMAT, "method": learner.name, "config": learner.config.to_dict(),
-            "classnames": list(learner.classnames), "backbone": clip.id, "backbone_sha256": clip.weights_sha256,
-            "backbone_precision": getattr(clip, "precision", "fp32"), "mmprompt_lab_version": __version__,
-            "weights_sha256": sha256_file(weights), **(extra or {})}
+    card = {
+        "format": FORMAT,
+        "method": learner.name,
+        "config": learner.config.to_dict(),
+        "classnames": list(learner.classnames),
+        "backbone": clip.id,
+        "backbone_sha256": clip.weights_sha256,
+        "backbone_precision": getattr(clip, "precision", "fp32"),
+        "mmprompt_lab_version": __version__,
+        "weights_sha256": sha256_file(weights),
+        **(extra or {}),
+    }
     write_json(out / "learner.json", card)
     return out
 
@@ -88,16 +103,21 @@ def read_card(path: str | Path) -> dict:
     folder = folder.parent if folder.suffix in (".json", ".safetensors") else folder
     card_path = folder / "learner.json"
     if not card_path.exists():
-        raise FileNotFoundError(f"no checkpoint at {folder}: {card_path.name} is missing "
-                                "(expected the output folder of `mmprompt-lab tune` or `save_learner`)")
+        raise FileNotFoundError(
+            f"no checkpoint at {folder}: {card_path.name} is missing "
+            "(expected the output folder of `mmprompt-lab tune` or `save_learner`)"
+        )
     card = read_json(card_path, "checkpoint card")
     if not isinstance(card, dict):
-        raise ValueError(f"{card_path} is not an mmprompt_lab learner card: a JSON object was expected, "
-                         f"found {type(card).__name__}")
+        raise ValueError(
+            f"{card_path} is not an mmprompt_lab learner card: a JSON object was expected, found {type(card).__name__}"
+        )
     missing = [k for k in REQUIRED if k not in card]
     if missing or card.get("format") != FORMAT:
-        raise ValueError(f"{card_path} is not an mmprompt_lab learner card (missing {missing}, "
-                         f"format {card.get('format')!r}, expected {FORMAT!r})")
+        raise ValueError(
+            f"{card_path} is not an mmprompt_lab learner card (missing {missing}, "
+            f"format {card.get('format')!r}, expected {FORMAT!r})"
+        )
     for key, (ok, what) in FIELDS.items():
         if key in card and not ok(card[key]):
             raise ValueError(f"{card_path}: key {key!r} must be {what}, found {card[key]!r}")
@@ -120,13 +140,16 @@ def card_config(card: dict, cls: type[PromptLearner] | None = None):
         raise ValueError(f"{where}: key 'config': {err}") from None
     for key, value in card["config"].items():  # build_config reads None as "the default"
         if value is None and getattr(config, key) is not None:
-            raise ValueError(f"{where}: key 'config.{key}' is null, but {cls.config_class.__name__}.{key} "
-                             f"cannot be None (its default is {getattr(config, key)!r})")
+            raise ValueError(
+                f"{where}: key 'config.{key}' is null, but {cls.config_class.__name__}.{key} "
+                f"cannot be None (its default is {getattr(config, key)!r})"
+            )
     return config
 
 
-def load_learner(path: str | Path, clip=None, *, method: str | None = None, device: str | None = None,
-                 download: bool | None = None) -> PromptLearner:
+def load_learner(
+    path: str | Path, clip=None, *, method: str | None = None, device: str | None = None, download: bool | None = None
+) -> PromptLearner:
     """Rebuild a learner from a checkpoint folder; its logits equal the saved learner's.
 
     Args:
@@ -151,25 +174,36 @@ def load_learner(path: str | Path, clip=None, *, method: str | None = None, devi
     config = card_config(card, cls)
     if clip is None:
         name, tag = parse_backbone_id(card["backbone"])
-        clip = load_clip(name, pretrained=tag, device=device, precision=card.get("backbone_precision", "fp32"),
-                         download=download)
+        clip = load_clip(
+            name, pretrained=tag, device=device, precision=card.get("backbone_precision", "fp32"), download=download
+        )
     elif clip.id != card["backbone"]:
-        raise ValueError(f"{folder} was trained on backbone {card['backbone']!r}, but the given CLIP is "
-                         f"{clip.id!r}; load the matching backbone (or pass clip=None)")
+        raise ValueError(
+            f"{folder} was trained on backbone {card['backbone']!r}, but the given CLIP is "
+            f"{clip.id!r}; load the matching backbone (or pass clip=None)"
+        )
     if "backbone_sha256" not in card:
-        log.warning("%s has no backbone_sha256 (written before backbone hashes were recorded): cannot check "
-                    "that %s has the weights it was trained on", card_path, card["backbone"])
+        log.warning(
+            "%s has no backbone_sha256 (written before backbone hashes were recorded): cannot check "
+            "that %s has the weights it was trained on",
+            card_path,
+            card["backbone"],
+        )
     elif card["backbone_sha256"] != clip.weights_sha256:
-        raise ValueError(f"{card_path} was trained on {card['backbone']!r} with weights sha256 "
-                         f"{card['backbone_sha256'][:12]}…, but the loaded backbone's weights hash to "
-                         f"{clip.weights_sha256[:12]}…: another version of those weights (e.g. a retrained "
-                         "ToyCLIP or a different file). Load the weights it was trained on, or retrain")
+        raise ValueError(
+            f"{card_path} was trained on {card['backbone']!r} with weights sha256 "
+            f"{card['backbone_sha256'][:12]}…, but the loaded backbone's weights hash to "
+            f"{clip.weights_sha256[:12]}…: another version of those weights (e.g. a retrained "
+            "ToyCLIP or a different file). Load the weights it was trained on, or retrain"
+        )
     weights = folder / "learner.safetensors"
     if not weights.exists():
         raise FileNotFoundError(f"{weights} is missing; the checkpoint is incomplete")
     if sha256_file(weights) != card["weights_sha256"]:
-        raise ValueError(f"{weights} does not match the hash in learner.json: the checkpoint is corrupt or "
-                         "was modified; re-run training or restore both files together")
+        raise ValueError(
+            f"{weights} does not match the hash in learner.json: the checkpoint is corrupt or "
+            "was modified; re-run training or restore both files together"
+        )
     try:
         state = load_file(str(weights))
     except Exception as err:  # safetensors raises its own error types

@@ -28,6 +28,7 @@ Official names (MVLPT `prompt_learner.` prefix optional): `ctx` → ctx; `vpt_em
 text_{pre,post}; `mvlpt_proj_ctx_vpt_{pre,post}` → vision_{pre,post}; `mvlpt_proj.resblocks.0.*`
 → mixer.*.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -122,11 +123,18 @@ class UPT(PromptLearner):
         return text, vision
 
     def official_names(self):
-        names = {"prompt_learner.ctx": "ctx", "prompt_learner.vpt_embeddings": "vision_ctx",
-                 "prompt_learner.vpt_embeddings_deep": "deep_vision"}
-        modules = {"mvlpt_proj_ctx_coop_pre": "text_pre", "mvlpt_proj_ctx_coop_post": "text_post",
-                   "mvlpt_proj_ctx_vpt_pre": "vision_pre", "mvlpt_proj_ctx_vpt_post": "vision_post",
-                   "mvlpt_proj.resblocks.0": "mixer"}
+        names = {
+            "prompt_learner.ctx": "ctx",
+            "prompt_learner.vpt_embeddings": "vision_ctx",
+            "prompt_learner.vpt_embeddings_deep": "deep_vision",
+        }
+        modules = {
+            "mvlpt_proj_ctx_coop_pre": "text_pre",
+            "mvlpt_proj_ctx_coop_post": "text_post",
+            "mvlpt_proj_ctx_vpt_pre": "vision_pre",
+            "mvlpt_proj_ctx_vpt_post": "vision_post",
+            "mvlpt_proj.resblocks.0": "mixer",
+        }
         for official, ours in modules.items():
             for key, _ in getattr(self, ours).named_parameters():
                 names[f"prompt_learner.{official}.{key}"] = f"{ours}.{key}"

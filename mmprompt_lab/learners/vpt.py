@@ -17,6 +17,7 @@ Deviation: none in fp32 (the official `.half()` cast of the prompts is not copie
 the vision depth raises instead of being silently capped; J left at None means all vision blocks
 (12 on ViT-B/16, 4 on ToyCLIP).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,8 +37,10 @@ class VPTConfig(LearnerConfig):
 
     def __post_init__(self):
         check(self.n_ctx >= 1, f"n_ctx must be ≥ 1, got {self.n_ctx}")
-        check(self.depth is None or self.depth >= 1,
-              f"depth must be ≥ 1 (official assert PROMPT_DEPTH_VISION >= 1), got {self.depth}")
+        check(
+            self.depth is None or self.depth >= 1,
+            f"depth must be ≥ 1 (official assert PROMPT_DEPTH_VISION >= 1), got {self.depth}",
+        )
         check("{}" in self.template, f"template needs a '{{}}' for the class name, got {self.template!r}")
 
 

@@ -7,6 +7,7 @@ Supervision", ICML 2021, arXiv:2103.00020).
 One template ("a photo of a {}."), a dataset's own template (docs/methods.md §1), or an ensemble
 (features averaged after normalising, then renormalised). No trainable parameters.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,8 +18,15 @@ from .base import LearnerConfig, PromptLearner, check
 from .registry import register_learner
 
 # A small ensemble of the hand-written templates from the CLIP paper's prompt-engineering notebook.
-ENSEMBLE = ("itap of a {}.", "a bad photo of the {}.", "a origami {}.", "a photo of the large {}.",
-            "a {} in a video game.", "art of the {}.", "a photo of the small {}.")
+ENSEMBLE = (
+    "itap of a {}.",
+    "a bad photo of the {}.",
+    "a origami {}.",
+    "a photo of the large {}.",
+    "a {} in a video game.",
+    "art of the {}.",
+    "a photo of the small {}.",
+)
 
 
 @dataclass(frozen=True)

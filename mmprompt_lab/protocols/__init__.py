@@ -7,12 +7,37 @@ paper-style tables and plotly figures beside the published numbers, and `predict
     print(protocols.markdown_report(protocols.load_results("runs/protocols")))
     mpl.predict("runs/protocols/checkpoints/<run>", ["my_image.png"], topk=3)
 """
+
 from .aggregate import average, figures, load_results, markdown_report, mean_std, write_report
 from .predict import predict
 from .published import load_published, published_value
-from .runner import (PROTOCOLS, Session, base2new, cross_dataset, default_datasets, domain_generalisation,
-                     few_shot, run_protocol)
+from .runner import (
+    PROTOCOLS,
+    Session,
+    base2new,
+    cross_dataset,
+    default_datasets,
+    domain_generalisation,
+    few_shot,
+    run_protocol,
+)
 
-__all__ = ["PROTOCOLS", "Session", "average", "base2new", "cross_dataset", "default_datasets",
-           "domain_generalisation", "few_shot", "figures", "load_published", "load_results", "markdown_report",
-           "mean_std", "predict", "published_value", "run_protocol", "write_report"]
+__all__ = [
+    "PROTOCOLS",
+    "Session",
+    "average",
+    "base2new",
+    "cross_dataset",
+    "default_datasets",
+    "domain_generalisation",
+    "few_shot",
+    "figures",
+    "load_published",
+    "load_results",
+    "markdown_report",
+    "mean_std",
+    "predict",
+    "published_value",
+    "run_protocol",
+    "write_report",
+]

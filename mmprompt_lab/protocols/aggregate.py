@@ -9,6 +9,7 @@ Conventions (docs/protocols.md §1, and the official `parse_test_res.py`): a cel
 of the mean base and mean novel accuracy (no ±), and an average row's HM is the HM of the averaged
 base and novel accuracies. An average row's ± is the std over seeds of the per-seed averages.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,12 @@ from .runner import PROTOCOLS, RESULTS_FORMAT
 
 log = logging.getLogger(__name__)
 
-TITLES = {"few_shot": "Few-shot", "base2new": "Base-to-novel", "cross_dataset": "Cross-dataset transfer",
-          "domain_generalisation": "Domain generalisation"}
+TITLES = {
+    "few_shot": "Few-shot",
+    "base2new": "Base-to-novel",
+    "cross_dataset": "Cross-dataset transfer",
+    "domain_generalisation": "Domain generalisation",
+}
 DASH = "–"
 
 
@@ -55,15 +60,19 @@ def load_results(paths: str | Path | Iterable[str | Path]) -> list[dict]:
         elif path.is_file():
             data = _read_json(path)
             if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT:
-                raise ValueError(f"{path} is not a results file (expected \"format\": {RESULTS_FORMAT!r}, "
-                                 "as written by the protocol runners)")
+                raise ValueError(
+                    f'{path} is not a results file (expected "format": {RESULTS_FORMAT!r}, '
+                    "as written by the protocol runners)"
+                )
             found.append(data)
         else:
             raise FileNotFoundError(f"no results file or folder at {path}")
     for data in found:
         if data.get("protocol") not in PROTOCOLS or not isinstance(data.get("results"), list):
-            raise ValueError(f"results file for {data.get('method')!r} has protocol {data.get('protocol')!r} "
-                             f"(allowed: {', '.join(PROTOCOLS)}) or no 'results' list")
+            raise ValueError(
+                f"results file for {data.get('method')!r} has protocol {data.get('protocol')!r} "
+                f"(allowed: {', '.join(PROTOCOLS)}) or no 'results' list"
+            )
     return sorted(found, key=lambda d: d.get("finished", ""))
 
 
@@ -102,7 +111,9 @@ def collect(results: list[dict]) -> dict:
         per_method = out.setdefault(_group_key(result), {}).setdefault(result["method"], {})
         for rec in result["results"]:
             per_method.setdefault((rec["dataset"], rec.get("shots")), {})[rec["seed"]] = {
-                **rec, "source": rec.get("source", result["config"].get("source"))}
+                **rec,
+                "source": rec.get("source", result["config"].get("source")),
+            }
     return out
 
 
@@ -158,8 +169,10 @@ def _toy_note(datasets: Iterable[str]) -> str | None:
     toy = sorted({d for d in datasets if d.startswith("toyworld/") or dataset_name(d) == d})
     if not toy:
         return None
-    return (f"No published numbers exist for {', '.join(toy)} (ToyWorld or own datasets; shown as n/a). "
-            "Published numbers are for ViT-B/16 on the real datasets (docs/protocols.md §3).")
+    return (
+        f"No published numbers exist for {', '.join(toy)} (ToyWorld or own datasets; shown as n/a). "
+        "Published numbers are for ViT-B/16 on the real datasets (docs/protocols.md §3)."
+    )
 
 
 def _published_reference(protocol: str) -> str:
@@ -193,9 +206,18 @@ def base2new_tables(methods: dict) -> str:
             row = summarise(per[(d, None)], metrics)
             pub = published_value("base2new", m, d) or {}
             na = DASH if dataset_name(d) != d else "n/a"
-            rows.append([method_name(m), fmt(row["base"]), fmt(row["novel"]), fmt(row["hm"]), str(len(row["seeds"])),
-                         fmt(pub.get("base")) if pub else na, fmt(pub.get("novel")) if pub else na,
-                         fmt(pub.get("hm")) if pub else na])
+            rows.append(
+                [
+                    method_name(m),
+                    fmt(row["base"]),
+                    fmt(row["novel"]),
+                    fmt(row["hm"]),
+                    str(len(row["seeds"])),
+                    fmt(pub.get("base")) if pub else na,
+                    fmt(pub.get("novel")) if pub else na,
+                    fmt(pub.get("hm")) if pub else na,
+                ]
+            )
         parts.append(f"#### {dataset_name(d)}\n\n" + _table(header, rows))
     rows = []
     for m, per in methods.items():
@@ -204,9 +226,16 @@ def base2new_tables(methods: dict) -> str:
         pub = published_value("base2new", m) if is_published_setting("base2new", row["datasets"]) else None
         na = "n/a" if _toy_note(row["datasets"]) else DASH
         nd = len(row["datasets"])
-        rows.append([f"{method_name(m)} ({nd} dataset{'s' * (nd > 1)})", fmt(row["base"]), fmt(row["novel"]),
-                     fmt(row["hm"]), str(len(row["seeds"])), *(fmt(pub[k]) if pub else na
-                                                                for k in ("base", "novel", "hm"))])
+        rows.append(
+            [
+                f"{method_name(m)} ({nd} dataset{'s' * (nd > 1)})",
+                fmt(row["base"]),
+                fmt(row["novel"]),
+                fmt(row["hm"]),
+                str(len(row["seeds"])),
+                *(fmt(pub[k]) if pub else na for k in ("base", "novel", "hm")),
+            ]
+        )
     parts.insert(0, "#### Average (HM of the averaged base and novel)\n\n" + _table(header, rows))
     return "\n\n".join(parts)
 
@@ -248,15 +277,17 @@ def transfer_table(protocol: str, methods: dict) -> str:
     header = ["method", *[f"{dataset_name(d)}{' (source)' if d == source else ''}" for d in datasets], "Average"]
     rows = []
     for m, per in methods.items():
-        cells = [fmt(summarise(per[(d, None)], ["accuracy"])["accuracy"]) if (d, None) in per else DASH
-                 for d in datasets]
+        cells = [
+            fmt(summarise(per[(d, None)], ["accuracy"])["accuracy"]) if (d, None) in per else DASH for d in datasets
+        ]
         per_target = {d: per[(d, None)] for d in targets if (d, None) in per}
         avg = average(per_target, ["accuracy"])["accuracy"] if per_target else None
         rows.append([method_name(m), *cells, fmt(avg)])
     if is_published_setting(protocol, targets, source):
         for m, avg in load_published()[protocol]["average"].items():
-            rows.append([f"{method_name(m)} (published)",
-                         *[fmt(published_value(protocol, m, d)) for d in datasets], fmt(avg)])
+            rows.append(
+                [f"{method_name(m)} (published)", *[fmt(published_value(protocol, m, d)) for d in datasets], fmt(avg)]
+            )
     note = "" if len(sources) == 1 else f"\n\nSeveral sources in one table: {', '.join(sorted(sources))}."
     return _table(header, rows) + note
 
@@ -312,13 +343,34 @@ def figures(results: list[dict]) -> dict:
                     x = list(rows)
                     y = [r[metric][0] for r in rows.values()]
                     err = [r[metric][1] or 0 for r in rows.values()]
-                    fig.add_trace(go.Bar(name=method_name(m), x=x, y=y, error_y=dict(type="data", array=err),
-                                         legendgroup=m, showlegend=col == 1, marker_color=_colour(n)), 1, col)
+                    fig.add_trace(
+                        go.Bar(
+                            name=method_name(m),
+                            x=x,
+                            y=y,
+                            error_y=dict(type="data", array=err),
+                            legendgroup=m,
+                            showlegend=col == 1,
+                            marker_color=_colour(n),
+                        ),
+                        1,
+                        col,
+                    )
                     pub = [(published_value("base2new", m, d) or {}).get(metric) for d in per]
                     if any(v is not None for v in pub):
-                        fig.add_trace(go.Scatter(name=f"{method_name(m)} (published)", x=x[:-1], y=pub,
-                                                 mode="markers", marker=dict(symbol="x", color="black"),
-                                                 legendgroup=f"{m}-pub", showlegend=col == 1), 1, col)
+                        fig.add_trace(
+                            go.Scatter(
+                                name=f"{method_name(m)} (published)",
+                                x=x[:-1],
+                                y=pub,
+                                mode="markers",
+                                marker=dict(symbol="x", color="black"),
+                                legendgroup=f"{m}-pub",
+                                showlegend=col == 1,
+                            ),
+                            1,
+                            col,
+                        )
             fig.update_layout(barmode="group", title=title, yaxis_title="accuracy (%)")
         elif protocol == "few_shot":
             datasets = list(dict.fromkeys(d for per in methods.values() for d, _ in per))
@@ -327,10 +379,20 @@ def figures(results: list[dict]) -> dict:
                 for col, d in enumerate(datasets, start=1):
                     ks = sorted(k for dd, k in methods[m] if dd == d)
                     rows = [summarise(methods[m][(d, k)], ["accuracy"])["accuracy"] for k in ks]
-                    fig.add_trace(go.Scatter(name=method_name(m), x=[str(k) for k in ks], y=[r[0] for r in rows],
-                                             mode="lines+markers",
-                                             error_y=dict(type="data", array=[r[1] for r in rows]), legendgroup=m,
-                                             showlegend=col == 1, line=dict(color=_colour(n))), 1, col)
+                    fig.add_trace(
+                        go.Scatter(
+                            name=method_name(m),
+                            x=[str(k) for k in ks],
+                            y=[r[0] for r in rows],
+                            mode="lines+markers",
+                            error_y=dict(type="data", array=[r[1] for r in rows]),
+                            legendgroup=m,
+                            showlegend=col == 1,
+                            line=dict(color=_colour(n)),
+                        ),
+                        1,
+                        col,
+                    )
             fig.update_layout(title=title, yaxis_title="accuracy (%)")
             fig.update_xaxes(title_text="shots per class (0 = zero-shot)", type="category")
         else:
@@ -339,25 +401,48 @@ def figures(results: list[dict]) -> dict:
                 per = {d: seeds for (d, _), seeds in methods[m].items()}
                 x = [dataset_name(d) for d in per]
                 rows = [summarise(s, ["accuracy"])["accuracy"] for s in per.values()]
-                fig.add_trace(go.Bar(name=method_name(m), x=x, y=[r[0] for r in rows], marker_color=_colour(n),
-                                     error_y=dict(type="data", array=[r[1] for r in rows])))
+                fig.add_trace(
+                    go.Bar(
+                        name=method_name(m),
+                        x=x,
+                        y=[r[0] for r in rows],
+                        marker_color=_colour(n),
+                        error_y=dict(type="data", array=[r[1] for r in rows]),
+                    )
+                )
                 pub = [published_value(protocol, m, d) for d in per]
                 if any(v is not None for v in pub):
-                    fig.add_trace(go.Scatter(name=f"{method_name(m)} (published)", x=x, y=pub, mode="markers",
-                                             marker=dict(symbol="x", color="black")))
+                    fig.add_trace(
+                        go.Scatter(
+                            name=f"{method_name(m)} (published)",
+                            x=x,
+                            y=pub,
+                            mode="markers",
+                            marker=dict(symbol="x", color="black"),
+                        )
+                    )
             fig.update_layout(barmode="group", title=title, yaxis_title="accuracy (%)")
         out[key] = fig
     return out
 
 
 def _colour(n: int) -> str:
-    palette = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D",
-               "#BAB0AC", "#EECA3B")
+    palette = (
+        "#4C78A8",
+        "#F58518",
+        "#54A24B",
+        "#E45756",
+        "#72B7B2",
+        "#B279A2",
+        "#FF9DA6",
+        "#9D755D",
+        "#BAB0AC",
+        "#EECA3B",
+    )
     return palette[n % len(palette)]
 
 
-def write_report(paths: str | Path | Iterable[str | Path], out: str | Path | None = None,
-                 figure: bool = True) -> dict:
+def write_report(paths: str | Path | Iterable[str | Path], out: str | Path | None = None, figure: bool = True) -> dict:
     """Aggregate results into `out` (default: `<first folder>/report`): `results.md`, and per
     protocol `<protocol>.html` (interactive, plotly.js from a CDN) and `<protocol>.json` (the figure).
 

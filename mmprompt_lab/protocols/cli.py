@@ -10,6 +10,7 @@
 The top-level CLI (`mmprompt_lab.cli`) calls `add_parsers(subparsers)`; every sub-parser sets
 `func`, which takes the parsed args and returns the exit code.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,31 +23,60 @@ DEFAULT_OUT = "runs/protocols"
 
 def add_parsers(subparsers) -> None:
     """Add `run`, `table` and `predict` to the top-level CLI's sub-parsers."""
-    r = subparsers.add_parser("run", help="run an evaluation protocol over seeds; write results JSON + table",
-                              description="Run a protocol of docs/protocols.md (default: ToyCLIP on ToyWorld suites; "
-                                          "with --root, the real datasets).")
+    r = subparsers.add_parser(
+        "run",
+        help="run an evaluation protocol over seeds; write results JSON + table",
+        description="Run a protocol of docs/protocols.md (default: ToyCLIP on ToyWorld suites; "
+        "with --root, the real datasets).",
+    )
     r.add_argument("protocol", choices=PROTOCOL_CHOICES)
     r.add_argument("--method", default=None, help="one learner (see `mmprompt-lab list`)")
-    r.add_argument("--methods", nargs="+", default=None, help="several learners, e.g. zeroshot coop maple "
-                   "(default: zeroshot coop maple)")
-    r.add_argument("--datasets", nargs="+", default=None, help="few-shot/base2new datasets (default: the "
-                   "ToyWorld suites, or the 11 CoOp datasets with --root)")
-    r.add_argument("--source", default=None, help="cross-dataset/DG training dataset (default: toyworld/shapes, "
-                   "or imagenet with --root)")
+    r.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        help="several learners, e.g. zeroshot coop maple (default: zeroshot coop maple)",
+    )
+    r.add_argument(
+        "--datasets",
+        nargs="+",
+        default=None,
+        help="few-shot/base2new datasets (default: the ToyWorld suites, or the 11 CoOp datasets with --root)",
+    )
+    r.add_argument(
+        "--source",
+        default=None,
+        help="cross-dataset/DG training dataset (default: toyworld/shapes, or imagenet with --root)",
+    )
     r.add_argument("--targets", nargs="+", default=None, help="cross-dataset/DG test datasets")
     r.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    r.add_argument("--shots", nargs="+", type=int, default=None, help="few-shot: K values (default 1 2 4 8 16); "
-                   "others: one K (default 16)")
+    r.add_argument(
+        "--shots",
+        nargs="+",
+        type=int,
+        default=None,
+        help="few-shot: K values (default 1 2 4 8 16); others: one K (default 16)",
+    )
     r.add_argument("--epochs", type=int, default=None, help="default: the method's official preset")
     r.add_argument("--lr", type=float, default=None)
     r.add_argument("--batch-size", type=int, default=None)
-    r.add_argument("--set", action="append", metavar="KEY=VALUE", help="learner option for every method, "
-                   "e.g. --set n_ctx=4")
-    r.add_argument("--preset", default=None, metavar="NAME", help="a named recipe of the method(s) instead of the "
-                   "official default, e.g. maple's 'transfer' for cross-dataset / domain generalisation (zeroshot, "
-                   "which trains nothing, ignores it)")
-    r.add_argument("--test-per-class", type=int, default=None, help="quick runs: only the first N test images "
-                   "of each class (default: all, as the protocol says)")
+    r.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="learner option for every method, e.g. --set n_ctx=4"
+    )
+    r.add_argument(
+        "--preset",
+        default=None,
+        metavar="NAME",
+        help="a named recipe of the method(s) instead of the "
+        "official default, e.g. maple's 'transfer' for cross-dataset / domain generalisation (zeroshot, "
+        "which trains nothing, ignores it)",
+    )
+    r.add_argument(
+        "--test-per-class",
+        type=int,
+        default=None,
+        help="quick runs: only the first N test images of each class (default: all, as the protocol says)",
+    )
     r.add_argument("--model", default="toyclip", help="'toyclip' (default) or an open_clip name, e.g. ViT-B-16")
     r.add_argument("--pretrained", default=None, help="open_clip tag (e.g. openai) or a weights file")
     r.add_argument("--root", default=None, help="folder of the real datasets (check it: mmprompt-lab data verify)")
@@ -54,8 +84,12 @@ def add_parsers(subparsers) -> None:
     r.add_argument("--device", default=None)
     r.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     r.add_argument("--threads", type=int, default=None, help="CPU threads (default: 1 for toyclip)")
-    r.add_argument("--out", default=DEFAULT_OUT, help="results folder (default: %(default)s); trained learners "
-                   "go to OUT/checkpoints and are reused by later runs with the same settings")
+    r.add_argument(
+        "--out",
+        default=DEFAULT_OUT,
+        help="results folder (default: %(default)s); trained learners "
+        "go to OUT/checkpoints and are reused by later runs with the same settings",
+    )
     r.add_argument("--no-figure", action="store_true", help="do not write the plotly figure")
     r.add_argument("--progress", action="store_true", help="show training progress bars")
     r.set_defaults(func=cmd_run)
@@ -88,9 +122,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ValueError("give --method or --methods, not both")
     methods = [args.method] if args.method else (args.methods or ["zeroshot", "coop", "maple"])
     presets = {method: method_preset(method, args.preset) for method in methods}  # checked before any work
-    common = dict(seeds=args.seeds, root=args.root, out=args.out, epochs=args.epochs, lr=args.lr,
-                  batch_size=args.batch_size, options=parse_options(args.set), device=args.device,
-                  precision=args.precision, test_per_class=args.test_per_class, progress=args.progress)
+    common = dict(
+        seeds=args.seeds,
+        root=args.root,
+        out=args.out,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        options=parse_options(args.set),
+        device=args.device,
+        precision=args.precision,
+        test_per_class=args.test_per_class,
+        progress=args.progress,
+    )
     if protocol == "few_shot":
         common |= {"datasets": args.datasets, "shots": args.shots or (1, 2, 4, 8, 16)}
     else:

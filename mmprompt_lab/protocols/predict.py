@@ -7,6 +7,7 @@ Probabilities are the softmax of the learner's scaled cosine logits over all its
 top-k probabilities sum to at most 1. Images are read as RGB (grayscale, CMYK, alpha handled) and
 given the test transform of the learner's CLIP.
 """
+
 from __future__ import annotations
 
 import os
@@ -59,8 +60,15 @@ def expand_images(images: ImageLike | Iterable[ImageLike]) -> list[tuple[str, Im
 
 
 @torch.no_grad()
-def predict(checkpoint_or_learner: str | os.PathLike | PromptLearner, images: ImageLike | Iterable[ImageLike],
-            topk: int = 5, *, batch_size: int = 32, device: str | None = None, clip=None) -> list[dict]:
+def predict(
+    checkpoint_or_learner: str | os.PathLike | PromptLearner,
+    images: ImageLike | Iterable[ImageLike],
+    topk: int = 5,
+    *,
+    batch_size: int = 32,
+    device: str | None = None,
+    clip=None,
+) -> list[dict]:
     """Top-k classes with probabilities for each image.
 
     Args:
@@ -99,17 +107,26 @@ def predict(checkpoint_or_learner: str | os.PathLike | PromptLearner, images: Im
     k = min(topk, len(learner.classnames))
     out = []
     for start in range(0, len(pil), batch_size):
-        chunk = pil[start:start + batch_size]
+        chunk = pil[start : start + batch_size]
         x = torch.stack([transform(img.convert("RGB")) for _, img in chunk]).to(device)  # (B, 3, H, W)
         logits = learner(x, text_features=text).float()  # (B, C)
         if not torch.isfinite(logits).all():
             bad = [name for (name, _), ok in zip(chunk, torch.isfinite(logits).all(-1).tolist(), strict=True) if not ok]
-            raise FloatingPointError(f"{learner.name} gave NaN or infinite logits for {len(bad)} image(s) "
-                                     f"({', '.join(bad[:3])}{' …' if len(bad) > 3 else ''}); its prompts are "
-                                     "not usable: retrain it (e.g. with a lower lr) or use another checkpoint")
+            raise FloatingPointError(
+                f"{learner.name} gave NaN or infinite logits for {len(bad)} image(s) "
+                f"({', '.join(bad[:3])}{' …' if len(bad) > 3 else ''}); its prompts are "
+                "not usable: retrain it (e.g. with a lower lr) or use another checkpoint"
+            )
         probs = logits.softmax(-1).cpu()  # (B, C)
         values, indices = probs.topk(k, dim=-1)  # (B, k), sorted
         for (name, _), vals, idx in zip(chunk, values.tolist(), indices.tolist(), strict=True):
-            out.append({"image": name, "top": [{"classname": learner.classnames[i], "probability": v, "index": i}
-                                               for v, i in zip(vals, idx, strict=True)]})
+            out.append(
+                {
+                    "image": name,
+                    "top": [
+                        {"classname": learner.classnames[i], "probability": v, "index": i}
+                        for v, i in zip(vals, idx, strict=True)
+                    ],
+                }
+            )
     return out

@@ -1,9 +1,10 @@
 """Published numbers (docs/protocols.md §3, ViT-B/16) shipped as data: `published.json` next to this file.
 
-    pub = load_published()
-    pub["base2new"]["average"]["maple"]          # {"base": 82.28, "novel": 75.14, "hm": 78.55}
-    published_value("domain_generalisation", "maple", "imagenet_r")   # 76.98
+pub = load_published()
+pub["base2new"]["average"]["maple"]          # {"base": 82.28, "novel": 75.14, "hm": 78.55}
+published_value("domain_generalisation", "maple", "imagenet_r")   # 76.98
 """
+
 from __future__ import annotations
 
 import json
@@ -13,10 +14,20 @@ from pathlib import Path
 PUBLISHED_PATH = Path(__file__).with_name("published.json")
 
 DATASET_NAMES = {
-    "imagenet": "ImageNet", "caltech101": "Caltech101", "oxford_pets": "OxfordPets",
-    "stanford_cars": "StanfordCars", "oxford_flowers": "Flowers102", "food101": "Food101",
-    "fgvc_aircraft": "FGVCAircraft", "sun397": "SUN397", "dtd": "DTD", "eurosat": "EuroSAT", "ucf101": "UCF101",
-    "imagenetv2": "ImageNetV2", "imagenet_sketch": "ImageNet-Sketch", "imagenet_a": "ImageNet-A",
+    "imagenet": "ImageNet",
+    "caltech101": "Caltech101",
+    "oxford_pets": "OxfordPets",
+    "stanford_cars": "StanfordCars",
+    "oxford_flowers": "Flowers102",
+    "food101": "Food101",
+    "fgvc_aircraft": "FGVCAircraft",
+    "sun397": "SUN397",
+    "dtd": "DTD",
+    "eurosat": "EuroSAT",
+    "ucf101": "UCF101",
+    "imagenetv2": "ImageNetV2",
+    "imagenet_sketch": "ImageNet-Sketch",
+    "imagenet_a": "ImageNet-A",
     "imagenet_r": "ImageNet-R",
 }
 

@@ -15,6 +15,7 @@ Results file `out/<protocol>-<method>.json`:
     {"format", "protocol", "method", "config": {...}, "results": [one record per seed and test set],
      "environment": {versions, device, threads}, "started", "finished", "seconds"}
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,8 +44,19 @@ PROTOCOLS = ("few_shot", "base2new", "cross_dataset", "domain_generalisation")
 
 TOY_SUITES = ("toyworld/shapes", "toyworld/patterns", "toyworld/scenes", "toyworld/polygons", "toyworld/clutter")
 TOY_SHIFTS = ("toyworld/shapes-sketch", "toyworld/shapes-noise", "toyworld/shapes-rendition")
-COOP_DATASETS = ("imagenet", "caltech101", "oxford_pets", "stanford_cars", "oxford_flowers", "food101",
-                 "fgvc_aircraft", "sun397", "dtd", "eurosat", "ucf101")
+COOP_DATASETS = (
+    "imagenet",
+    "caltech101",
+    "oxford_pets",
+    "stanford_cars",
+    "oxford_flowers",
+    "food101",
+    "fgvc_aircraft",
+    "sun397",
+    "dtd",
+    "eurosat",
+    "ucf101",
+)
 IMAGENET_VARIANTS = ("imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r")
 
 
@@ -71,9 +83,16 @@ def environment(clip: FrozenCLIP) -> dict:
 
     device = clip.device
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    return {"mmprompt_lab": __version__, "torch": torch.__version__, "open_clip": open_clip.__version__,
-            "python": platform.python_version(), "platform": platform.platform(), "device": str(device),
-            "device_name": name, "threads": torch.get_num_threads()}
+    return {
+        "mmprompt_lab": __version__,
+        "torch": torch.__version__,
+        "open_clip": open_clip.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": str(device),
+        "device_name": name,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def _now() -> str:
@@ -106,14 +125,36 @@ class Session:
         checkpoints: folder for trained learners (reused when the settings match), or None.
     """
 
-    def __init__(self, method: str, clip: FrozenCLIP, *, root: str | Path | None = None, epochs: int | None = None,
-                 lr: float | None = None, batch_size: int | None = None, options: dict | None = None,
-                 device: str | None = None, precision: str = "auto", test_per_class: int | None = None,
-                 checkpoints: str | Path | None = None, progress: bool = False, preset: str | None = None):
+    def __init__(
+        self,
+        method: str,
+        clip: FrozenCLIP,
+        *,
+        root: str | Path | None = None,
+        epochs: int | None = None,
+        lr: float | None = None,
+        batch_size: int | None = None,
+        options: dict | None = None,
+        device: str | None = None,
+        precision: str = "auto",
+        test_per_class: int | None = None,
+        checkpoints: str | Path | None = None,
+        progress: bool = False,
+        preset: str | None = None,
+    ):
         # the spec every run of this session shares (validated once, here)
-        self.spec = ExperimentSpec(method, root=str(root) if root else None, epochs=epochs, lr=lr,
-                                   batch_size=batch_size, options=dict(options or {}), precision=precision,
-                                   test_per_class=test_per_class, zeroshot_reference=False, preset=preset)
+        self.spec = ExperimentSpec(
+            method,
+            root=str(root) if root else None,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            options=dict(options or {}),
+            precision=precision,
+            test_per_class=test_per_class,
+            zeroshot_reference=False,
+            preset=preset,
+        )
         self.preset = preset
         self.method, self.clip, self.root, self.options = self.spec.method, clip, self.spec.root, self.spec.options
         self.epochs, self.lr, self.batch_size = epochs, lr, batch_size
@@ -129,12 +170,20 @@ class Session:
 
     def config(self) -> dict:
         """The settings that define what is trained (recorded in results and checkpoint cards)."""
-        return {"method": self.method, "backbone": self.clip.id, "epochs": self.epochs, "lr": self.lr,
-                "batch_size": self.batch_size, "options": self.options, "precision": self.precision,
-                **({"preset": self.preset} if self.preset else {})}  # absent without one: older results still match
+        return {
+            "method": self.method,
+            "backbone": self.clip.id,
+            "epochs": self.epochs,
+            "lr": self.lr,
+            "batch_size": self.batch_size,
+            "options": self.options,
+            "precision": self.precision,
+            **({"preset": self.preset} if self.preset else {}),
+        }  # absent without one: older results still match
 
-    def dataset(self, name: str, split: str, *, shots: int | None = None, seed: int = 1,
-                subsample: str = "all") -> ImageDataset:
+    def dataset(
+        self, name: str, split: str, *, shots: int | None = None, seed: int = 1, subsample: str = "all"
+    ) -> ImageDataset:
         """`load_dataset` with this session's root, and the test cap applied to test splits."""
         ds = load_dataset(name, split=split, root=self.root, shots=shots, seed=seed, subsample=subsample)
         return ds.first_per_class(self.test_per_class) if split.startswith("test") else ds
@@ -149,13 +198,20 @@ class Session:
         return self.trained[key]
 
     def _load_or_train(self, spec: ExperimentSpec) -> PromptLearner:
-        run = {**self.config(), "dataset": spec.dataset, "root": spec.root, "shots": spec.shots, "seed": spec.seed,
-               "subsample": spec.subsample}
+        run = {
+            **self.config(),
+            "dataset": spec.dataset,
+            "root": spec.root,
+            "shots": spec.shots,
+            "seed": spec.seed,
+            "subsample": spec.subsample,
+        }
         digest = hashlib.sha256(json.dumps(run, sort_keys=True, default=str).encode()).hexdigest()[:10]
         folder = None
         if self.checkpoints is not None and not self.zeroshot:
-            folder = self.checkpoints / (f"{self.method}-{_slug(spec.dataset)}-{spec.subsample}-{spec.shots}shot-"
-                                         f"seed{spec.seed}-{digest}")
+            folder = self.checkpoints / (
+                f"{self.method}-{_slug(spec.dataset)}-{spec.subsample}-{spec.shots}shot-seed{spec.seed}-{digest}"
+            )
             if (folder / "learner.json").exists() and read_card(folder).get("run") == _jsonable(run):
                 log.info("reusing %s", folder)
                 self.train_seconds[(spec.dataset, spec.shots, spec.seed, spec.subsample)] = 0.0
@@ -166,14 +222,14 @@ class Session:
             save_learner(learner, folder, extra={"run": _jsonable(run), "history": history.to_dict()})
         return learner
 
-    def test(self, learner: PromptLearner, dataset: str, *, subsample: str = "all",
-             split: str = "test") -> dict:
+    def test(self, learner: PromptLearner, dataset: str, *, subsample: str = "all", split: str = "test") -> dict:
         """Top-1 accuracy (and macro accuracy, image count) of `learner` on a test selection, scored
         against the test set's class names (base → novel, source → target); a zero-shot learner uses
         each dataset's own template unless templates were given."""
         ds = self.dataset(dataset, split, subsample=subsample)
-        metrics = evaluate(scorer_for(learner, ds, self.spec), ds, device=self.device, precision=self.precision,
-                           progress=self.progress)
+        metrics = evaluate(
+            scorer_for(learner, ds, self.spec), ds, device=self.device, precision=self.precision, progress=self.progress
+        )
         return {"accuracy": metrics["accuracy"], "macro_accuracy": metrics["macro_accuracy"], "n": metrics["n"]}
 
 
@@ -196,14 +252,24 @@ def _session(method, model, pretrained, root, out, kwargs) -> tuple[Session, flo
     return Session(method, clip, root=root, checkpoints=checkpoints, **kwargs), t0
 
 
-def _finish(protocol: str, session: Session, config: dict, records: list[dict], out, t0: float,
-            started: str) -> dict:
+def _finish(protocol: str, session: Session, config: dict, records: list[dict], out, t0: float, started: str) -> dict:
     """Assemble the results dict and write it atomically to `out/<protocol>-<method>.json`."""
-    result = {"format": RESULTS_FORMAT, "protocol": protocol, "method": session.method,
-              "config": {**session.config(), "root": str(session.root) if session.root else None,
-                         "test_per_class": session.test_per_class, **config},
-              "results": records, "environment": environment(session.clip), "started": started,
-              "finished": _now(), "seconds": round(time.time() - t0, 1)}
+    result = {
+        "format": RESULTS_FORMAT,
+        "protocol": protocol,
+        "method": session.method,
+        "config": {
+            **session.config(),
+            "root": str(session.root) if session.root else None,
+            "test_per_class": session.test_per_class,
+            **config,
+        },
+        "results": records,
+        "environment": environment(session.clip),
+        "started": started,
+        "finished": _now(),
+        "seconds": round(time.time() - t0, 1),
+    }
     if out is not None:
         path = Path(out) / f"{protocol}-{session.method}.json"
         with FolderLock(Path(out) / ".results.lock", Path(out)):
@@ -224,12 +290,18 @@ def merge_records(path: Path, result: dict) -> list[dict]:
         return result["results"]
     old = read_json(path, "results file")
     recipe = ("protocol", "method")
-    same = isinstance(old, dict) and all(old.get(k) == result[k] for k in recipe) and \
-        {k: v for k, v in old.get("config", {}).items() if k in RECIPE_KEYS} == \
-        {k: v for k, v in _jsonable(result["config"]).items() if k in RECIPE_KEYS}
+    same = (
+        isinstance(old, dict)
+        and all(old.get(k) == result[k] for k in recipe)
+        and {k: v for k, v in old.get("config", {}).items() if k in RECIPE_KEYS}
+        == {k: v for k, v in _jsonable(result["config"]).items() if k in RECIPE_KEYS}
+    )
     if not same:
-        raise ValueError(f"{path} holds results made with other settings (backbone, epochs, lr, batch size, "
-                         "options, preset, precision or test cap differ); use another --out folder to keep both")
+        raise ValueError(
+            f"{path} holds results made with other settings (backbone, epochs, lr, batch size, "
+            "options, preset, precision or test cap differ); use another --out folder to keep both"
+        )
+
     def key(record):
         return tuple(record.get(k) for k in RECORD_KEY)
 
@@ -241,14 +313,25 @@ RECIPE_KEYS = ("backbone", "epochs", "lr", "batch_size", "options", "precision",
 
 
 def _train_record(session: Session, dataset: str, shots: int, seed: int, subsample: str, learner) -> dict:
-    return {"train_seconds": session.train_seconds.get((dataset, shots, seed, subsample), 0.0),
-            "trainable_parameters": learner.num_trainable()}
+    return {
+        "train_seconds": session.train_seconds.get((dataset, shots, seed, subsample), 0.0),
+        "trainable_parameters": learner.num_trainable(),
+    }
 
 
 # ----------------------------------------------------------------------------- the protocols
-def few_shot(method: str, datasets: Sequence[str] | None = None, shots: Sequence[int] = (1, 2, 4, 8, 16),
-             seeds: Sequence[int] = (1, 2, 3), *, model: str | FrozenCLIP = "toyclip", pretrained=None,
-             root: str | Path | None = None, out: str | Path | None = "runs/protocols", **kwargs) -> dict:
+def few_shot(
+    method: str,
+    datasets: Sequence[str] | None = None,
+    shots: Sequence[int] = (1, 2, 4, 8, 16),
+    seeds: Sequence[int] = (1, 2, 3),
+    *,
+    model: str | FrozenCLIP = "toyclip",
+    pretrained=None,
+    root: str | Path | None = None,
+    out: str | Path | None = "runs/protocols",
+    **kwargs,
+) -> dict:
     """Few-shot: train on K shots of all classes, test on the full test split, for each K and seed.
 
     Args:
@@ -274,19 +357,36 @@ def few_shot(method: str, datasets: Sequence[str] | None = None, shots: Sequence
     records = []
     for name in datasets:
         for seed in seeds:
-            for k in ([0] if session.zeroshot else shots):  # zero-shot CLIP is recorded as 0 shots
+            for k in [0] if session.zeroshot else shots:  # zero-shot CLIP is recorded as 0 shots
                 trained_on = 1 if session.zeroshot else k  # zero-shot reads one shot, for the class names
                 learner = session.learner(name, shots=trained_on, seed=seed)
                 metrics = session.test(learner, name)
-                records.append({"dataset": name, "shots": k, "seed": seed, **metrics,
-                                **_train_record(session, name, trained_on, seed, "all", learner)})
-    return _finish("few_shot", session, {"datasets": datasets, "shots": shots, "seeds": seeds},
-                   records, out, t0, started)
+                records.append(
+                    {
+                        "dataset": name,
+                        "shots": k,
+                        "seed": seed,
+                        **metrics,
+                        **_train_record(session, name, trained_on, seed, "all", learner),
+                    }
+                )
+    return _finish(
+        "few_shot", session, {"datasets": datasets, "shots": shots, "seeds": seeds}, records, out, t0, started
+    )
 
 
-def base2new(method: str, datasets: Sequence[str] | None = None, seeds: Sequence[int] = (1, 2, 3), *,
-             shots: int = 16, model: str | FrozenCLIP = "toyclip", pretrained=None, root: str | Path | None = None,
-             out: str | Path | None = "runs/protocols", **kwargs) -> dict:
+def base2new(
+    method: str,
+    datasets: Sequence[str] | None = None,
+    seeds: Sequence[int] = (1, 2, 3),
+    *,
+    shots: int = 16,
+    model: str | FrozenCLIP = "toyclip",
+    pretrained=None,
+    root: str | Path | None = None,
+    out: str | Path | None = "runs/protocols",
+    **kwargs,
+) -> dict:
     """Base-to-novel: train on `shots` of the base classes; test on base and on novel classes.
 
     Args:
@@ -310,15 +410,34 @@ def base2new(method: str, datasets: Sequence[str] | None = None, seeds: Sequence
             learner = session.learner(name, shots=shots, seed=seed, subsample="base")
             base = session.test(learner, name, subsample="base")
             novel = session.test(learner, name, subsample="novel")
-            records.append({"dataset": name, "seed": seed, **base_novel(base, novel),
-                            "n_base": base["n"], "n_novel": novel["n"],
-                            **_train_record(session, name, shots, seed, "base", learner)})
-    return _finish("base2new", session, {"datasets": datasets, "shots": shots, "seeds": seeds},
-                   records, out, t0, started)
+            records.append(
+                {
+                    "dataset": name,
+                    "seed": seed,
+                    **base_novel(base, novel),
+                    "n_base": base["n"],
+                    "n_novel": novel["n"],
+                    **_train_record(session, name, shots, seed, "base", learner),
+                }
+            )
+    return _finish(
+        "base2new", session, {"datasets": datasets, "shots": shots, "seeds": seeds}, records, out, t0, started
+    )
 
 
-def _transfer(protocol: str, method: str, source: str | None, targets: Sequence[str] | None, seeds, shots,
-              model, pretrained, root, out, kwargs) -> dict:
+def _transfer(
+    protocol: str,
+    method: str,
+    source: str | None,
+    targets: Sequence[str] | None,
+    seeds,
+    shots,
+    model,
+    pretrained,
+    root,
+    out,
+    kwargs,
+) -> dict:
     started = _now()
     session, t0 = _session(method, model, pretrained, root, out, kwargs)
     defaults = default_datasets(protocol, root is not None)
@@ -331,16 +450,33 @@ def _transfer(protocol: str, method: str, source: str | None, targets: Sequence[
         extra = _train_record(session, source, shots, seed, "all", learner)
         for name in [source, *targets]:
             role = "source" if name == source else "target"
-            records.append({"dataset": name, "role": role, "source": source, "seed": seed,
-                            **session.test(learner, name), **extra})
-    return _finish(protocol, session, {"source": source, "targets": targets, "shots": shots, "seeds": seeds},
-                   records, out, t0, started)
+            records.append(
+                {"dataset": name, "role": role, "source": source, "seed": seed, **session.test(learner, name), **extra}
+            )
+    return _finish(
+        protocol,
+        session,
+        {"source": source, "targets": targets, "shots": shots, "seeds": seeds},
+        records,
+        out,
+        t0,
+        started,
+    )
 
 
-def cross_dataset(method: str, source: str | None = None, targets: Sequence[str] | None = None,
-                  seeds: Sequence[int] = (1, 2, 3), *, shots: int = 16, model: str | FrozenCLIP = "toyclip",
-                  pretrained=None, root: str | Path | None = None, out: str | Path | None = "runs/protocols",
-                  **kwargs) -> dict:
+def cross_dataset(
+    method: str,
+    source: str | None = None,
+    targets: Sequence[str] | None = None,
+    seeds: Sequence[int] = (1, 2, 3),
+    *,
+    shots: int = 16,
+    model: str | FrozenCLIP = "toyclip",
+    pretrained=None,
+    root: str | Path | None = None,
+    out: str | Path | None = "runs/protocols",
+    **kwargs,
+) -> dict:
     """Cross-dataset transfer: train on `shots` of all source classes, test on each target's test split
     (the learner's class names become the target's).
 
@@ -358,10 +494,19 @@ def cross_dataset(method: str, source: str | None = None, targets: Sequence[str]
     return _transfer("cross_dataset", method, source, targets, seeds, shots, model, pretrained, root, out, kwargs)
 
 
-def domain_generalisation(method: str, source: str | None = None, targets: Sequence[str] | None = None,
-                          seeds: Sequence[int] = (1, 2, 3), *, shots: int = 16, model: str | FrozenCLIP = "toyclip",
-                          pretrained=None, root: str | Path | None = None,
-                          out: str | Path | None = "runs/protocols", **kwargs) -> dict:
+def domain_generalisation(
+    method: str,
+    source: str | None = None,
+    targets: Sequence[str] | None = None,
+    seeds: Sequence[int] = (1, 2, 3),
+    *,
+    shots: int = 16,
+    model: str | FrozenCLIP = "toyclip",
+    pretrained=None,
+    root: str | Path | None = None,
+    out: str | Path | None = "runs/protocols",
+    **kwargs,
+) -> dict:
     """Domain generalisation: train on the source, test on variant test sets of the same classes. A
     target with fewer classes (ImageNet-A/-R: 200) restricts the learner to the target's class names.
 
@@ -375,21 +520,39 @@ def domain_generalisation(method: str, source: str | None = None, targets: Seque
     Example:
         >>> res = domain_generalisation("maple", seeds=(1,), preset="transfer")   # MaPLe's DG recipe
     """
-    return _transfer("domain_generalisation", method, source, targets, seeds, shots, model, pretrained, root,
-                     out, kwargs)
+    return _transfer(
+        "domain_generalisation", method, source, targets, seeds, shots, model, pretrained, root, out, kwargs
+    )
 
 
 def run_protocol(protocol: str, method: str, **kwargs) -> dict:
     """Dispatch by protocol name ("few_shot", "base2new", "cross_dataset", "domain_generalisation";
     dashes allowed)."""
     key = protocol.replace("-", "_")
-    functions = {"few_shot": few_shot, "base2new": base2new, "cross_dataset": cross_dataset,
-                 "domain_generalisation": domain_generalisation}
+    functions = {
+        "few_shot": few_shot,
+        "base2new": base2new,
+        "cross_dataset": cross_dataset,
+        "domain_generalisation": domain_generalisation,
+    }
     if key not in functions:
         raise ValueError(f"unknown protocol {protocol!r}; one of {', '.join(PROTOCOLS)}")
     return functions[key](method, **kwargs)
 
 
-__all__ = ["COOP_DATASETS", "IMAGENET_VARIANTS", "PROTOCOLS", "RESULTS_FORMAT", "Session", "TOY_SHIFTS",
-           "TOY_SUITES", "base2new", "cross_dataset", "default_datasets", "domain_generalisation", "environment",
-           "few_shot", "run_protocol"]
+__all__ = [
+    "COOP_DATASETS",
+    "IMAGENET_VARIANTS",
+    "PROTOCOLS",
+    "RESULTS_FORMAT",
+    "Session",
+    "TOY_SHIFTS",
+    "TOY_SUITES",
+    "base2new",
+    "cross_dataset",
+    "default_datasets",
+    "domain_generalisation",
+    "environment",
+    "few_shot",
+    "run_protocol",
+]

@@ -1,5 +1,6 @@
 """`python -m mmprompt_lab.toyclip OUT_DIR --steps N ...`: run the pretraining recipe (resumable),
 with a zero-shot check on the suites' validation splits every `--eval-every` steps."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,8 +11,14 @@ from .evaluate import zero_shot_report
 from .model import PREPROCESS, get_tokenizer
 from .pretrain import PretrainConfig, pretrain
 
-EVAL_SUITES = {"shapes": "val", "polygons": "val", "patterns": "val", "scenes": "val", "clutter": "val",
-               "shapes-sketch": "test"}
+EVAL_SUITES = {
+    "shapes": "val",
+    "polygons": "val",
+    "patterns": "val",
+    "scenes": "val",
+    "clutter": "val",
+    "shapes-sketch": "test",
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,10 +47,19 @@ def main(argv: list[str] | None = None) -> None:
             out[suite] = zero_shot_report(model, tokenizer, PREPROCESS, [suite], split)[suite]["accuracy"]
         return out
 
-    history = pretrain(args.out_dir, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                       seed=args.seed, warmup=args.warmup, decay_steps=args.decay_steps,
-                       caption_name_p=args.caption_name_p, threads=args.threads,
-                       ckpt_every=args.ckpt_every, eval_fn=eval_fn)
+    history = pretrain(
+        args.out_dir,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        warmup=args.warmup,
+        decay_steps=args.decay_steps,
+        caption_name_p=args.caption_name_p,
+        threads=args.threads,
+        ckpt_every=args.ckpt_every,
+        eval_fn=eval_fn,
+    )
     logging.info("done: %s", json.dumps(history[-1]))
 
 

@@ -1,4 +1,5 @@
 """Measurements of a ToyCLIP on the ToyWorld suites: zero-shot accuracy and feature variance."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,11 +33,12 @@ def _render_split(suite: str, split: str, preprocess: dict) -> tuple[torch.Tenso
 
 
 @torch.no_grad()
-def image_features(model, suite: str, preprocess: dict, split: str = "test",
-                   batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+def image_features(
+    model, suite: str, preprocess: dict, split: str = "test", batch_size: int = 256
+) -> tuple[torch.Tensor, torch.Tensor]:
     """L2-normalised image features (N, E) of a suite split and their labels (N,)."""
     x, y = _images(suite, split, preprocess)
-    feats = torch.cat([model.encode_image(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    feats = torch.cat([model.encode_image(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
     return F.normalize(feats, dim=-1), y  # (N, E), (N,)
 
 
@@ -49,8 +51,7 @@ def zero_shot_accuracy(model, tokenizer, preprocess: dict, suite: str, split: st
     return (img @ text.T).argmax(-1).eq(y).float().mean().item()
 
 
-def zero_shot_report(model, tokenizer, preprocess: dict, suites: list[str] | None = None,
-                     split: str = "test") -> dict:
+def zero_shot_report(model, tokenizer, preprocess: dict, suites: list[str] | None = None, split: str = "test") -> dict:
     """Zero-shot accuracy per suite with the suite's template.
 
     Returns:
@@ -65,8 +66,11 @@ def zero_shot_report(model, tokenizer, preprocess: dict, suites: list[str] | Non
     out = {}
     for name in suites or list(SUITES):
         n = len(SUITES[name].classes)
-        out[name] = {"accuracy": round(zero_shot_accuracy(model, tokenizer, preprocess, name, split), 4),
-                     "chance": round(1 / n, 4), "classes": n}
+        out[name] = {
+            "accuracy": round(zero_shot_accuracy(model, tokenizer, preprocess, name, split), 4),
+            "chance": round(1 / n, 4),
+            "classes": n,
+        }
     model.train(was_training)
     return out
 

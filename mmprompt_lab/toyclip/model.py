@@ -11,6 +11,7 @@ Importing this module registers the "toyclip" model source (`mmprompt_lab.models
 then loads "toyclip" and ToyCLIP `.safetensors` files through `load_source`, with one CPU thread by
 the thread policy. `mmprompt_lab/__init__.py` imports it; the backbone never names ToyCLIP.
 """
+
 from __future__ import annotations
 
 import logging
@@ -90,17 +91,22 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
         raise FileNotFoundError(
             f"ToyCLIP weights not found at {path}. Pass pretrained=False for a random model, a path "
             "to a file written by mmprompt_lab.toyclip.export_weights, or reinstall mmprompt_lab "
-            "(the default file ships in mmprompt_lab/assets/).")
+            "(the default file ships in mmprompt_lab/assets/)."
+        )
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
-        raise ValueError(f"{path} is not a readable safetensors file ({err}). Re-export it with "
-                         "mmprompt_lab.toyclip.export_weights(checkpoint, dest).") from err
+        raise ValueError(
+            f"{path} is not a readable safetensors file ({err}). Re-export it with "
+            "mmprompt_lab.toyclip.export_weights(checkpoint, dest)."
+        ) from err
     missing, unexpected = set(model.state_dict()) - set(state), set(state) - set(model.state_dict())
     if missing or unexpected:
-        raise ValueError(f"{path} does not hold ToyCLIP weights: missing {sorted(missing)[:5]}, "
-                         f"unexpected {sorted(unexpected)[:5]} ({len(missing)}/{len(unexpected)} keys). "
-                         "Was it written for another config?")
+        raise ValueError(
+            f"{path} does not hold ToyCLIP weights: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]} ({len(missing)}/{len(unexpected)} keys). "
+            "Was it written for another config?"
+        )
     model.load_state_dict(state)  # copy_ casts fp16 → fp32
 
 
@@ -134,7 +140,7 @@ def create_toyclip(pretrained: bool | str | Path = True):
 
 # ---------------------------------------------------------------------------- the "toyclip" model source
 def is_toyclip_name(name: str) -> bool:
-    """"toyclip", or an existing ToyCLIP weights file (*.safetensors)."""
+    """ "toyclip", or an existing ToyCLIP weights file (*.safetensors)."""
     return name == MODEL_NAME or (name.endswith(".safetensors") and Path(name).expanduser().is_file())
 
 
@@ -146,8 +152,10 @@ def load_source(name: str, pretrained=None, precision: str = "fp32", download: b
     is a ToyCLIP safetensors file loads that file.
     """
     if precision != "fp32":
-        raise ValueError(f"ToyCLIP runs in fp32 (precision={precision!r} was asked); it is tiny, and mixed "
-                         "precision is autocast in the engine (fit(precision=...))")
+        raise ValueError(
+            f"ToyCLIP runs in fp32 (precision={precision!r} was asked); it is tiny, and mixed "
+            "precision is autocast in the engine (fit(precision=...))"
+        )
     if name != MODEL_NAME:
         weights = Path(name).expanduser()
     else:
@@ -158,6 +166,11 @@ def load_source(name: str, pretrained=None, precision: str = "fp32", download: b
     return LoadedModel(model, tokenizer, MODEL_NAME, tag, pre["mean"], pre["std"], augment="toy")
 
 
-register_model_source(MODEL_NAME, load_source, matches=is_toyclip_name, cpu_threads=1,
-                      tags=lambda: [ModelTag(MODEL_NAME, None, DEFAULT_WEIGHTS.is_file())],
-                      description="ToyCLIP, embedded: shipped weights trained on ToyWorld")
+register_model_source(
+    MODEL_NAME,
+    load_source,
+    matches=is_toyclip_name,
+    cpu_threads=1,
+    tags=lambda: [ModelTag(MODEL_NAME, None, DEFAULT_WEIGHTS.is_file())],
+    description="ToyCLIP, embedded: shipped weights trained on ToyWorld",
+)

@@ -19,6 +19,7 @@ would.
 
     history = pretrain("runs/toyclip", steps=1200, batch_size=128, lr=1e-3, seed=0)
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -72,13 +73,11 @@ class PretrainConfig:
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 2 or self.lr <= 0:
-            raise ValueError(f"need steps ≥ 1, batch_size ≥ 2, lr > 0; got {self.steps}, "
-                             f"{self.batch_size}, {self.lr}")
+            raise ValueError(f"need steps ≥ 1, batch_size ≥ 2, lr > 0; got {self.steps}, {self.batch_size}, {self.lr}")
         if not 0 < self.caption_name_p <= 1:
             raise ValueError(f"caption_name_p must be in (0, 1]; got {self.caption_name_p}")
         if self.image_size != PREPROCESS["image_size"]:
-            raise ValueError(f"image_size {self.image_size} must equal ToyCLIP's input size "
-                             f"{PREPROCESS['image_size']}")
+            raise ValueError(f"image_size {self.image_size} must equal ToyCLIP's input size {PREPROCESS['image_size']}")
 
     @classmethod
     def from_kwargs(cls, **kwargs) -> PretrainConfig:
@@ -110,11 +109,14 @@ def make_batch(cfg: PretrainConfig, step: int, tokenizer) -> dict[str, torch.Ten
     mean = torch.tensor(PREPROCESS["mean"]).view(1, 3, 1, 1)
     std = torch.tensor(PREPROCESS["std"]).view(1, 3, 1, 1)
     o = [s.objects[0] for s in scenes]  # the pretraining world has one kind of object per image
-    return {"images": (x - mean) / std, "tokens": tokenizer(texts),
-            "object": torch.tensor([SHAPES.index(a.shape) for a in o]),
-            "colour": torch.tensor([COLOUR_NAMES.index(a.colour) for a in o]),
-            "background": torch.tensor([BACKGROUNDS.index(s.background) for s in scenes]),
-            "pattern": torch.tensor([PATTERNS.index(a.pattern) for a in o])}
+    return {
+        "images": (x - mean) / std,
+        "tokens": tokenizer(texts),
+        "object": torch.tensor([SHAPES.index(a.shape) for a in o]),
+        "colour": torch.tensor([COLOUR_NAMES.index(a.colour) for a in o]),
+        "background": torch.tensor([BACKGROUNDS.index(s.background) for s in scenes]),
+        "pattern": torch.tensor([PATTERNS.index(a.pattern) for a in o]),
+    }
 
 
 def lr_at(step: int, cfg: PretrainConfig) -> float:
@@ -144,23 +146,29 @@ def losses(model, heads: AuxHeads, batch: dict, cfg: PretrainConfig) -> dict[str
     logits = model.logit_scale.exp() * F.normalize(img, dim=-1) @ F.normalize(txt, dim=-1).T  # (B, B)
     target = torch.arange(len(logits))
     clip = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
-    aux = (cfg.aux_object * F.cross_entropy(heads.object(img), batch["object"])
-           + cfg.aux_colour * F.cross_entropy(heads.colour(img), batch["colour"])
-           + cfg.aux_background * F.cross_entropy(heads.background(img), batch["background"])
-           + cfg.aux_pattern * F.cross_entropy(heads.pattern(img), batch["pattern"]))
+    aux = (
+        cfg.aux_object * F.cross_entropy(heads.object(img), batch["object"])
+        + cfg.aux_colour * F.cross_entropy(heads.colour(img), batch["colour"])
+        + cfg.aux_background * F.cross_entropy(heads.background(img), batch["background"])
+        + cfg.aux_pattern * F.cross_entropy(heads.pattern(img), batch["pattern"])
+    )
     return {"loss": clip + aux, "clip": clip, "aux": aux}
 
 
 def _optimizer(params: dict[str, nn.Parameter], cfg: PretrainConfig) -> torch.optim.AdamW:
     decay = [p for p in params.values() if p.ndim >= 2]
     other = [p for p in params.values() if p.ndim < 2]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                              {"params": other, "weight_decay": 0.0}],
-                             lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": other, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        betas=cfg.betas,
+        eps=cfg.eps,
+    )
 
 
-def save_checkpoint(path: Path, params: dict[str, nn.Parameter], model, heads, opt, step: int,
-                    cfg: PretrainConfig, history: list[dict]) -> None:
+def save_checkpoint(
+    path: Path, params: dict[str, nn.Parameter], model, heads, opt, step: int, cfg: PretrainConfig, history: list[dict]
+) -> None:
     """One safetensors file: model.*, heads.*, optim.<param>.<state>; step/config/history in metadata.
     Written to a temp file and renamed, so a crash never leaves a half-written checkpoint."""
     tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
@@ -168,8 +176,12 @@ def save_checkpoint(path: Path, params: dict[str, nn.Parameter], model, heads, o
     for name, p in params.items():
         for key, val in opt.state.get(p, {}).items():
             tensors[f"optim.{name}.{key}"] = torch.as_tensor(val).detach().contiguous()
-    meta = {"step": str(step), "config": cfg.to_json(), "history": json.dumps(history),
-            "format": "toyclip-pretrain-checkpoint/1"}
+    meta = {
+        "step": str(step),
+        "config": cfg.to_json(),
+        "history": json.dumps(history),
+        "format": "toyclip-pretrain-checkpoint/1",
+    }
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
@@ -182,36 +194,58 @@ def _load_checkpoint(path: Path, params, model, heads, opt) -> tuple[int, dict, 
     from safetensors import SafetensorError, safe_open
 
     if not path.is_file():
-        raise ValueError(f"pretraining checkpoint {path} is not a regular file (a FIFO, folder, device or "
-                         "broken link); remove it, or use another out_dir (--out)")
+        raise ValueError(
+            f"pretraining checkpoint {path} is not a regular file (a FIFO, folder, device or "
+            "broken link); remove it, or use another out_dir (--out)"
+        )
     try:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
         tensors = load_file(str(path))
         step, saved_cfg, history = int(meta["step"]), json.loads(meta["config"]), json.loads(meta["history"])
-        if (step < 0 or not isinstance(saved_cfg, dict) or not isinstance(saved_cfg.get("steps"), int)
-                or not isinstance(history, list) or not all(isinstance(h, dict) and "elapsed_s" in h for h in history)):
+        if (
+            step < 0
+            or not isinstance(saved_cfg, dict)
+            or not isinstance(saved_cfg.get("steps"), int)
+            or not isinstance(history, list)
+            or not all(isinstance(h, dict) and "elapsed_s" in h for h in history)
+        ):
             raise ValueError("unexpected step, config or history in its metadata")
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         heads.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("heads.")})
         for name, p in params.items():
-            state = {key: tensors[f"optim.{name}.{key}"] for key in ("step", "exp_avg", "exp_avg_sq")
-                     if f"optim.{name}.{key}" in tensors}
+            state = {
+                key: tensors[f"optim.{name}.{key}"]
+                for key in ("step", "exp_avg", "exp_avg_sq")
+                if f"optim.{name}.{key}" in tensors
+            }
             if any(state[key].shape != p.shape for key in ("exp_avg", "exp_avg_sq") if key in state):
                 raise ValueError(f"optimiser state of {name} does not match its shape {tuple(p.shape)}")
             if state:
                 opt.state[p] = state
     except (SafetensorError, OSError, KeyError, ValueError, TypeError, RuntimeError) as err:
         reason = f"{type(err).__name__}: {err}".splitlines()[0][:200]
-        raise ValueError(f"pretraining checkpoint {path} is corrupt or not a ToyCLIP pretraining checkpoint "
-                         f"({reason}); delete it to start over, or use another out_dir (--out)") from None
+        raise ValueError(
+            f"pretraining checkpoint {path} is corrupt or not a ToyCLIP pretraining checkpoint "
+            f"({reason}); delete it to start over, or use another out_dir (--out)"
+        ) from None
     return step, saved_cfg, history
 
 
-def pretrain(out_dir: str | Path, *, steps: int | None = None, batch_size: int | None = None,
-             lr: float | None = None, seed: int | None = None, resume: bool = True,
-             threads: int | None = None, log_every: int = 10, ckpt_every: int = 100,
-             eval_fn=None, **recipe) -> list[dict]:
+def pretrain(
+    out_dir: str | Path,
+    *,
+    steps: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    seed: int | None = None,
+    resume: bool = True,
+    threads: int | None = None,
+    log_every: int = 10,
+    ckpt_every: int = 100,
+    eval_fn=None,
+    **recipe,
+) -> list[dict]:
     """Pretrain ToyCLIP from scratch (or resume) into `out_dir`/checkpoint.safetensors.
 
     Args:
@@ -249,8 +283,9 @@ def pretrain(out_dir: str | Path, *, steps: int | None = None, batch_size: int |
         start, saved_cfg, history = _load_checkpoint(ckpt, params, model, heads, opt)
         diff = _compatible(saved_cfg, cfg, start)
         if diff:
-            raise ValueError(f"{ckpt} was written with a different recipe (keys {diff}); use "
-                             "another out_dir or resume=False")
+            raise ValueError(
+                f"{ckpt} was written with a different recipe (keys {diff}); use another out_dir or resume=False"
+            )
         elapsed0 = history[-1]["elapsed_s"] if history else 0.0
         log.info("resuming %s at step %d", ckpt, start)
     model.train()
@@ -270,9 +305,13 @@ def pretrain(out_dir: str | Path, *, steps: int | None = None, batch_size: int |
         done = step + 1
         if done % log_every == 0 or done == cfg.steps:
             now = time.time()
-            rec = {"step": done, **{k: round(v.item(), 4) for k, v in out_l.items()},
-                   "lr": lr_at(step, cfg), "img_per_s": round(seen / (now - last), 1),
-                   "elapsed_s": round(elapsed0 + now - t0, 1)}
+            rec = {
+                "step": done,
+                **{k: round(v.item(), 4) for k, v in out_l.items()},
+                "lr": lr_at(step, cfg),
+                "img_per_s": round(seen / (now - last), 1),
+                "elapsed_s": round(elapsed0 + now - t0, 1),
+            }
             seen, last = 0, now
             history.append(rec)
             bar.set_postfix(loss=rec["loss"], clip=rec["clip"])

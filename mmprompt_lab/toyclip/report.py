@@ -8,6 +8,7 @@ The linear probe (multinomial logistic regression on frozen, normalised image fe
 train split, scored on test) bounds what a prompt on the image side can reach without changing
 features; zero-shot far below the probe = room for prompt tuning.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,14 @@ from .evaluate import feature_variance, image_features, zero_shot_accuracy
 from .model import DEFAULT_WEIGHTS, PREPROCESS, create_toyclip
 
 
-def linear_probe(model, suite: str, preprocess: dict = PREPROCESS, classes: list[int] | None = None,
-                 weight_decay: float = 1e-3, steps: int = 200) -> float:
+def linear_probe(
+    model,
+    suite: str,
+    preprocess: dict = PREPROCESS,
+    classes: list[int] | None = None,
+    weight_decay: float = 1e-3,
+    steps: int = 200,
+) -> float:
     """Test accuracy of a logistic-regression probe on frozen image features (train → test).
 
     Args:
@@ -60,30 +67,40 @@ def suite_report(model, tokenizer, preprocess: dict = PREPROCESS, suites: list[s
         s = SUITES[name]
         n = len(s.classes)
         zs = zero_shot_accuracy(model, tokenizer, preprocess, name, "test")
-        row = {"chance": round(1 / n, 4), "toyclip_zero_shot_test": round(zs, 4),
-               "zero_shot_x_chance": round(zs * n, 2),
-               "colour_only_baseline_test": round(colour_baseline(name), 4),
-               "feature_variance_test": feature_variance(model, name, preprocess)}
+        row = {
+            "chance": round(1 / n, 4),
+            "toyclip_zero_shot_test": round(zs, 4),
+            "zero_shot_x_chance": round(zs * n, 2),
+            "colour_only_baseline_test": round(colour_baseline(name), 4),
+            "feature_variance_test": feature_variance(model, name, preprocess),
+        }
         if "train" in s.sizes:
             row["linear_probe_test"] = round(linear_probe(model, name, preprocess), 4)
-            row["linear_probe_base_test"] = round(linear_probe(model, name, preprocess,
-                                                               list(range((n + 1) // 2))), 4)
+            row["linear_probe_base_test"] = round(linear_probe(model, name, preprocess, list(range((n + 1) // 2))), 4)
         out[name] = row
     return out
 
 
 def format_table(report: dict) -> str:
     """Markdown table of a `suite_report`."""
-    lines = ["| suite | classes | chance | zero-shot | × chance | colour only | linear probe (all / base) "
-             "| variance intra / inter |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| suite | classes | chance | zero-shot | × chance | colour only | linear probe (all / base) "
+        "| variance intra / inter |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, r in report.items():
-        probe = (f"{100 * r['linear_probe_test']:.1f} / {100 * r['linear_probe_base_test']:.1f} %"
-                 if "linear_probe_test" in r else "–")
+        probe = (
+            f"{100 * r['linear_probe_test']:.1f} / {100 * r['linear_probe_base_test']:.1f} %"
+            if "linear_probe_test" in r
+            else "–"
+        )
         v = r["feature_variance_test"]
-        lines.append(f"| `toyworld/{name}` | {len(SUITES[name].classes)} | {100 * r['chance']:.1f} % "
-                     f"| {100 * r['toyclip_zero_shot_test']:.1f} % | {r['zero_shot_x_chance']:.1f} "
-                     f"| {100 * r['colour_only_baseline_test']:.1f} % | {probe} "
-                     f"| {v['intra']:.2f} / {v['inter']:.2f} |")
+        lines.append(
+            f"| `toyworld/{name}` | {len(SUITES[name].classes)} | {100 * r['chance']:.1f} % "
+            f"| {100 * r['toyclip_zero_shot_test']:.1f} % | {r['zero_shot_x_chance']:.1f} "
+            f"| {100 * r['colour_only_baseline_test']:.1f} % | {probe} "
+            f"| {v['intra']:.2f} / {v['inter']:.2f} |"
+        )
     return "\n".join(lines)
 
 

@@ -1,4 +1,5 @@
 """Background textures: a small seeded bank per kind, cropped, flipped and jittered per image."""
+
 from __future__ import annotations
 
 from functools import cache
@@ -72,7 +73,7 @@ def background(kind: str, n: int, rng: np.random.Generator, jitter: float = 0.1)
     with brightness jitter of ±`jitter`."""
     tex = _bank(kind, n)[rng.integers(_BANK_SIZE)]
     y0, x0 = rng.integers(0, n + 1, size=2)
-    img = tex[y0:y0 + n, x0:x0 + n]
+    img = tex[y0 : y0 + n, x0 : x0 + n]
     if rng.uniform() < 0.5:
         img = img[:, ::-1]
     return np.clip(img * rng.uniform(1 - jitter, 1 + jitter), 0, 1).astype(np.float32)

@@ -4,6 +4,7 @@ Features are a 4×4×4 RGB histogram of the whole image (so background colour co
 mean colour; a ridge-regression linear classifier is fit on the train split and scored on test.
 A suite that is "about" shape or pattern should leave this baseline far below zero-shot CLIP.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,8 +21,7 @@ def colour_features(images: np.ndarray) -> np.ndarray:
     return np.concatenate([hist, images.reshape(len(images), -1, 3).mean(1) / 255], 1)
 
 
-def colour_baseline(suite: str, train_split: str = "train", test_split: str = "test",
-                    ridge: float = 1e-2) -> float:
+def colour_baseline(suite: str, train_split: str = "train", test_split: str = "test", ridge: float = 1e-2) -> float:
     """Test accuracy of a linear classifier on colour histograms (chance = 1 / classes).
     Domain-shifted sets (test only) are scored with a classifier fit on the shapes suite."""
     s = SUITES[suite]

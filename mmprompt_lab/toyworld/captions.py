@@ -5,6 +5,7 @@ p=0.6) so the text tower learns each word on its own, and a few captions name on
 ("a striped shape", "a photo of the snow") so that the suites' zero-shot templates are in
 distribution. Class names of every suite occur here as the canonical words.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,8 +13,15 @@ import numpy as np
 from .factors import BACKGROUND_PHRASES, COLOUR_WORDS, COUNT_WORDS, SHAPE_SYNONYMS, plural
 from .render import Scene
 
-_TEMPLATES = ("a photo of {}.", "{}", "a picture of {}.", "there is {}.", "an image of {}.",
-              "{}, photo", "a photo showing {}.")
+_TEMPLATES = (
+    "a photo of {}.",
+    "{}",
+    "a picture of {}.",
+    "there is {}.",
+    "an image of {}.",
+    "{}, photo",
+    "a photo showing {}.",
+)
 
 
 def _pick(rng: np.random.Generator, options: list[str]) -> str:

@@ -1,4 +1,5 @@
 """The named factors of ToyWorld: colours, patterns, backgrounds, styles and their caption words."""
+
 from __future__ import annotations
 
 from .shapes import SHAPES
@@ -32,8 +33,14 @@ BACKGROUND_PHRASES = {
     "wood": ["on wood", "on a wooden table", "on the wood"],
 }
 STYLES: tuple[str, ...] = ("photo", "cartoon", "sketch", "noise", "rendition")
-SHAPE_SYNONYMS = {"circle": ["circle", "disc"], "car": ["car", "automobile"], "boat": ["boat", "ship"],
-                  "bolt": ["bolt", "lightning bolt"], "cup": ["cup", "mug"], "drop": ["drop", "raindrop"]}
+SHAPE_SYNONYMS = {
+    "circle": ["circle", "disc"],
+    "car": ["car", "automobile"],
+    "boat": ["boat", "ship"],
+    "bolt": ["bolt", "lightning bolt"],
+    "cup": ["cup", "mug"],
+    "drop": ["drop", "raindrop"],
+}
 PLURALS = {"cross": "crosses", "leaf": "leaves", "lightning bolt": "lightning bolts"}
 COUNT_WORDS = {1: ["a", "one"], 2: ["two", "a pair of"], 3: ["three", "three"]}
 

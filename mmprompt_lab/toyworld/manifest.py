@@ -1,8 +1,9 @@
 """Manifests of the ToyWorld suites: what a suite is, and a content hash that detects generator changes.
 
-    build_manifest(SUITES["shapes"])            # dict, as stored in data_manifests/toyworld/shapes.json
-    check_manifest(path)                         # raises if the generator no longer matches the file
+build_manifest(SUITES["shapes"])            # dict, as stored in data_manifests/toyworld/shapes.json
+check_manifest(path)                         # raises if the generator no longer matches the file
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,8 +38,10 @@ def build_manifest(suite: Suite, image_size: int = 32) -> dict:
         "style": suite.style or "as in factors",
         "image_size": image_size,
         "factors": dataclasses.asdict(suite.spec),
-        "content_hash": {"sha256": suite.content_hash(HASH_ITEMS, image_size),
-                         "method": f"pixels + a caption of the first {HASH_ITEMS} items of each split"},
+        "content_hash": {
+            "sha256": suite.content_hash(HASH_ITEMS, image_size),
+            "method": f"pixels + a caption of the first {HASH_ITEMS} items of each split",
+        },
     }
 
 
@@ -55,12 +58,18 @@ def pretrain_world_hash(spec: WorldSpec = PRETRAIN_WORLD, n: int = 64, seed: int
 def build_pretrain_manifest() -> dict:
     """Manifest of the pretraining world (photo only, held-out shape–colour pairs, 30 % hue-rotated backgrounds)."""
     spec = PRETRAIN_WORLD
-    return {"name": "toyworld/pretrain", "generator_version": GENERATOR_VERSION,
-            "factors": dataclasses.asdict(spec), "colours": {k: list(v) for k, v in COLOURS.items()},
-            "held_out_shape_colour": HELD_OUT_COLOUR,
-            "never_seen_styles": ["cartoon", "sketch", "noise", "rendition"],
-            "content_hash": {"sha256": pretrain_world_hash(spec),
-                             "method": "pixels + captions of the first 64 scenes, rng seed [0, 0]"}}
+    return {
+        "name": "toyworld/pretrain",
+        "generator_version": GENERATOR_VERSION,
+        "factors": dataclasses.asdict(spec),
+        "colours": {k: list(v) for k, v in COLOURS.items()},
+        "held_out_shape_colour": HELD_OUT_COLOUR,
+        "never_seen_styles": ["cartoon", "sketch", "noise", "rendition"],
+        "content_hash": {
+            "sha256": pretrain_world_hash(spec),
+            "method": "pixels + captions of the first 64 scenes, rng seed [0, 0]",
+        },
+    }
 
 
 def check_manifest(path: str | Path) -> None:
@@ -72,9 +81,11 @@ def check_manifest(path: str | Path) -> None:
     fresh = json.loads(json.dumps(fresh))  # tuples → lists, as stored
     changed = [k for k in fresh if stored.get(k) != fresh[k]]
     if changed:
-        raise ValueError(f"{path}: the generator no longer matches the manifest (fields {changed}). If the "
-                         "change is intended, bump GENERATOR_VERSION and rewrite the manifests "
-                         "(python -m mmprompt_lab.toyworld.manifest).")
+        raise ValueError(
+            f"{path}: the generator no longer matches the manifest (fields {changed}). If the "
+            "change is intended, bump GENERATOR_VERSION and rewrite the manifests "
+            "(python -m mmprompt_lab.toyworld.manifest)."
+        )
 
 
 def write_manifests(out_dir: str | Path = MANIFEST_DIR, measured: dict | None = None) -> list[Path]:

@@ -4,6 +4,7 @@ Everything is drawn at 2× the output size and box-downsampled (cheap anti-alias
 fully described by `Scene`; rendering is a pure function of the scene and an RNG (texture crops,
 noise), so a seeded RNG gives byte-identical images.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -126,8 +127,7 @@ def _hue_matrix(angle: float) -> np.ndarray:
     """(3, 3) rotation of RGB space by `angle` about the grey axis (1, 1, 1)/√3 (Rodrigues)."""
     k = np.ones(3) / np.sqrt(3)
     kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return (np.eye(3) * np.cos(angle) + np.sin(angle) * kx
-            + (1 - np.cos(angle)) * np.outer(k, k)).astype(np.float32)
+    return (np.eye(3) * np.cos(angle) + np.sin(angle) * kx + (1 - np.cos(angle)) * np.outer(k, k)).astype(np.float32)
 
 
 def _odd_palette(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -5,6 +5,7 @@ maths orientation (x right, y up) inside roughly [-1, 1]²; `add=False` cuts a h
 rotates, scales and places the layers. Look-alike groups (circle/oval/octagon, square/rectangle,
 pentagon/hexagon, …) are deliberate: they make the fine-grained suite fine-grained.
 """
+
 from __future__ import annotations
 
 from functools import cache
@@ -14,8 +15,9 @@ import numpy as np
 Layer = tuple[np.ndarray, bool]
 
 
-def _ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 36,
-             t0: float = 0.0, t1: float = 2 * np.pi) -> np.ndarray:
+def _ellipse(
+    cx: float, cy: float, rx: float, ry: float, n: int = 36, t0: float = 0.0, t1: float = 2 * np.pi
+) -> np.ndarray:
     t = np.linspace(t0, t1, n, endpoint=(t1 - t0) < 2 * np.pi)
     return np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], 1)  # (n, 2)
 
@@ -62,8 +64,9 @@ def _sun_rays() -> list[Layer]:
 
 
 def _flower() -> list[Layer]:
-    petals = [(_ellipse(0.56 * np.cos(a), 0.56 * np.sin(a), 0.4, 0.4), True)
-              for a in np.pi / 2 + 2 * np.pi * np.arange(5) / 5]
+    petals = [
+        (_ellipse(0.56 * np.cos(a), 0.56 * np.sin(a), 0.4, 0.4), True) for a in np.pi / 2 + 2 * np.pi * np.arange(5) / 5
+    ]
     return petals + [(_ellipse(0, 0, 0.3, 0.3), False), (_ellipse(0, 0, 0.21, 0.21), True)]
 
 
@@ -82,45 +85,80 @@ SHAPE_LAYERS = {
     "cross": lambda: [(_rect(-0.3, -1, 0.3, 1), True), (_rect(-1, -0.3, 1, 0.3), True)],
     "ring": lambda: [(_ellipse(0, 0, 1, 1), True), (_ellipse(0, 0, 0.55, 0.55), False)],
     "moon": lambda: [(_ellipse(0, 0, 1, 1), True), (_ellipse(0.5, 0.25, 0.85, 0.85), False)],
-    "arrow": lambda: [(_poly((-1, -0.22), (0.15, -0.22), (0.15, -0.62), (1, 0), (0.15, 0.62),
-                             (0.15, 0.22), (-1, 0.22)), True)],
-    "bolt": lambda: [(_poly((0.25, 1), (-0.55, -0.1), (-0.02, -0.1), (-0.3, -1), (0.55, 0.18),
-                            (0.05, 0.18), (0.4, 1)), True)],
-    "drop": lambda: [(_ellipse(0, -0.35, 0.62, 0.62), True),
-                     (_poly((-0.57, -0.12), (0, 1), (0.57, -0.12)), True)],
-    "cloud": lambda: [(_ellipse(-0.5, -0.15, 0.45, 0.45), True), (_ellipse(0.05, 0.18, 0.55, 0.55), True),
-                      (_ellipse(0.55, -0.12, 0.42, 0.42), True), (_rect(-0.5, -0.6, 0.55, -0.15), True)],
+    "arrow": lambda: [
+        (_poly((-1, -0.22), (0.15, -0.22), (0.15, -0.62), (1, 0), (0.15, 0.62), (0.15, 0.22), (-1, 0.22)), True)
+    ],
+    "bolt": lambda: [
+        (_poly((0.25, 1), (-0.55, -0.1), (-0.02, -0.1), (-0.3, -1), (0.55, 0.18), (0.05, 0.18), (0.4, 1)), True)
+    ],
+    "drop": lambda: [(_ellipse(0, -0.35, 0.62, 0.62), True), (_poly((-0.57, -0.12), (0, 1), (0.57, -0.12)), True)],
+    "cloud": lambda: [
+        (_ellipse(-0.5, -0.15, 0.45, 0.45), True),
+        (_ellipse(0.05, 0.18, 0.55, 0.55), True),
+        (_ellipse(0.55, -0.12, 0.42, 0.42), True),
+        (_rect(-0.5, -0.6, 0.55, -0.15), True),
+    ],
     "sun": lambda: [(_ellipse(0, 0, 0.5, 0.5), True)] + _sun_rays(),
     "flower": _flower,
-    "leaf": lambda: [(_leaf(), True), (_rect(-1.0, -0.04, -0.6, 0.04), True),
-                     (_rect(-0.7, -0.03, 0.7, 0.03), False)],
-    "tree": lambda: [(_poly((-0.85, -0.35), (0, 0.45), (0.85, -0.35)), True),
-                     (_poly((-0.65, 0.15), (0, 1), (0.65, 0.15)), True), (_rect(-0.15, -1, 0.15, -0.35), True)],
-    "house": lambda: [(_rect(-0.65, -1, 0.65, 0.15), True), (_poly((-0.92, 0.15), (0, 1), (0.92, 0.15)), True),
-                      (_rect(-0.16, -1, 0.16, -0.45), False)],
-    "fish": lambda: [(_ellipse(-0.12, 0, 0.68, 0.42), True), (_poly((0.42, 0), (1, 0.5), (1, -0.5)), True),
-                     (_ellipse(-0.48, 0.1, 0.09, 0.09), False)],
-    "bird": lambda: [(_ellipse(0.05, -0.15, 0.6, 0.36), True), (_ellipse(-0.55, 0.22, 0.28, 0.28), True),
-                     (_poly((-0.78, 0.3), (-1.05, 0.18), (-0.78, 0.1)), True),
-                     (_poly((0.5, -0.05), (1, 0.3), (1, -0.15)), True),
-                     (_poly((-0.15, 0.05), (0.35, 0.85), (0.4, 0.0)), True)],
-    "car": lambda: [(_rect(-1, -0.35, 1, 0.15), True),
-                    (_poly((-0.55, 0.15), (-0.35, 0.62), (0.35, 0.62), (0.55, 0.15)), True),
-                    (_ellipse(-0.55, -0.4, 0.32, 0.32), False), (_ellipse(0.55, -0.4, 0.32, 0.32), False),
-                    (_ellipse(-0.55, -0.4, 0.23, 0.23), True), (_ellipse(0.55, -0.4, 0.23, 0.23), True)],
-    "boat": lambda: [(_poly((-1, -0.35), (1, -0.35), (0.7, -0.78), (-0.7, -0.78)), True),
-                     (_rect(-0.05, -0.35, 0.05, 1), True), (_poly((0.1, 0.95), (0.1, -0.22), (0.75, -0.22)), True),
-                     (_poly((-0.1, 0.75), (-0.1, -0.22), (-0.6, -0.22)), True)],
-    "umbrella": lambda: [(_ellipse(0, 0.05, 1, 0.8, n=24, t0=0, t1=np.pi), True),
-                         (_rect(-0.06, -0.85, 0.06, 0.05), True), (_rect(-0.32, -0.97, 0.06, -0.85), True),
-                         (_rect(-0.32, -0.97, -0.2, -0.7), True)],
-    "key": lambda: [(_ellipse(-0.6, 0, 0.4, 0.4), True), (_ellipse(-0.6, 0, 0.18, 0.18), False),
-                    (_rect(-0.25, -0.09, 1, 0.09), True), (_rect(0.62, -0.38, 0.75, -0.09), True),
-                    (_rect(0.85, -0.32, 0.98, -0.09), True)],
-    "mushroom": lambda: [(_ellipse(0, -0.05, 1, 0.8, n=24, t0=0, t1=np.pi), True),
-                         (_rect(-0.28, -0.95, 0.28, -0.05), True)],
-    "cup": lambda: [(_ellipse(0.45, 0.05, 0.4, 0.4), True), (_ellipse(0.45, 0.05, 0.2, 0.2), False),
-                    (_rect(-0.7, -0.8, 0.5, 0.75), True)],
+    "leaf": lambda: [(_leaf(), True), (_rect(-1.0, -0.04, -0.6, 0.04), True), (_rect(-0.7, -0.03, 0.7, 0.03), False)],
+    "tree": lambda: [
+        (_poly((-0.85, -0.35), (0, 0.45), (0.85, -0.35)), True),
+        (_poly((-0.65, 0.15), (0, 1), (0.65, 0.15)), True),
+        (_rect(-0.15, -1, 0.15, -0.35), True),
+    ],
+    "house": lambda: [
+        (_rect(-0.65, -1, 0.65, 0.15), True),
+        (_poly((-0.92, 0.15), (0, 1), (0.92, 0.15)), True),
+        (_rect(-0.16, -1, 0.16, -0.45), False),
+    ],
+    "fish": lambda: [
+        (_ellipse(-0.12, 0, 0.68, 0.42), True),
+        (_poly((0.42, 0), (1, 0.5), (1, -0.5)), True),
+        (_ellipse(-0.48, 0.1, 0.09, 0.09), False),
+    ],
+    "bird": lambda: [
+        (_ellipse(0.05, -0.15, 0.6, 0.36), True),
+        (_ellipse(-0.55, 0.22, 0.28, 0.28), True),
+        (_poly((-0.78, 0.3), (-1.05, 0.18), (-0.78, 0.1)), True),
+        (_poly((0.5, -0.05), (1, 0.3), (1, -0.15)), True),
+        (_poly((-0.15, 0.05), (0.35, 0.85), (0.4, 0.0)), True),
+    ],
+    "car": lambda: [
+        (_rect(-1, -0.35, 1, 0.15), True),
+        (_poly((-0.55, 0.15), (-0.35, 0.62), (0.35, 0.62), (0.55, 0.15)), True),
+        (_ellipse(-0.55, -0.4, 0.32, 0.32), False),
+        (_ellipse(0.55, -0.4, 0.32, 0.32), False),
+        (_ellipse(-0.55, -0.4, 0.23, 0.23), True),
+        (_ellipse(0.55, -0.4, 0.23, 0.23), True),
+    ],
+    "boat": lambda: [
+        (_poly((-1, -0.35), (1, -0.35), (0.7, -0.78), (-0.7, -0.78)), True),
+        (_rect(-0.05, -0.35, 0.05, 1), True),
+        (_poly((0.1, 0.95), (0.1, -0.22), (0.75, -0.22)), True),
+        (_poly((-0.1, 0.75), (-0.1, -0.22), (-0.6, -0.22)), True),
+    ],
+    "umbrella": lambda: [
+        (_ellipse(0, 0.05, 1, 0.8, n=24, t0=0, t1=np.pi), True),
+        (_rect(-0.06, -0.85, 0.06, 0.05), True),
+        (_rect(-0.32, -0.97, 0.06, -0.85), True),
+        (_rect(-0.32, -0.97, -0.2, -0.7), True),
+    ],
+    "key": lambda: [
+        (_ellipse(-0.6, 0, 0.4, 0.4), True),
+        (_ellipse(-0.6, 0, 0.18, 0.18), False),
+        (_rect(-0.25, -0.09, 1, 0.09), True),
+        (_rect(0.62, -0.38, 0.75, -0.09), True),
+        (_rect(0.85, -0.32, 0.98, -0.09), True),
+    ],
+    "mushroom": lambda: [
+        (_ellipse(0, -0.05, 1, 0.8, n=24, t0=0, t1=np.pi), True),
+        (_rect(-0.28, -0.95, 0.28, -0.05), True),
+    ],
+    "cup": lambda: [
+        (_ellipse(0.45, 0.05, 0.4, 0.4), True),
+        (_ellipse(0.45, 0.05, 0.2, 0.2), False),
+        (_rect(-0.7, -0.8, 0.5, 0.75), True),
+    ],
 }
 SHAPES: tuple[str, ...] = tuple(SHAPE_LAYERS)
 

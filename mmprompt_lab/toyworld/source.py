@@ -1,4 +1,5 @@
 """Expose each ToyWorld suite as a data source `toyworld/<suite>` (mmprompt_lab.data.base)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,13 @@ from .suites import GENERATOR_VERSION, SUITES, Suite
 def make_source(suite: Suite, image_size: int = 32) -> DatasetSource:
     """A `DatasetSource` whose images are rendered on demand (and memo-cached) from item keys."""
     domain = suite.style or "photo"
-    splits = {split: [Item(path=None, label=label, classname=suite.classes[label], key=key, domain=domain)
-                      for key, label in suite.keys(split)] for split in suite.sizes}
+    splits = {
+        split: [
+            Item(path=None, label=label, classname=suite.classes[label], key=key, domain=domain)
+            for key, label in suite.keys(split)
+        ]
+        for split in suite.sizes
+    }
     cache: dict[int, Image.Image] = {}
 
     def load_image(item: Item) -> Image.Image:
@@ -22,10 +28,22 @@ def make_source(suite: Suite, image_size: int = 32) -> DatasetSource:
             cache[item.key] = suite.image(item.key, suite.classes.index(item.classname), image_size)
         return cache[item.key]
 
-    meta = {"generator_version": GENERATOR_VERSION, "seed": suite.seed, "factor": suite.factor,
-            "image_size": image_size, "description": suite.description}
-    return DatasetSource(f"toyworld/{suite.name}", list(suite.classes), splits, load_image,
-                         augment="toy", template=suite.template, meta=meta)
+    meta = {
+        "generator_version": GENERATOR_VERSION,
+        "seed": suite.seed,
+        "factor": suite.factor,
+        "image_size": image_size,
+        "description": suite.description,
+    }
+    return DatasetSource(
+        f"toyworld/{suite.name}",
+        list(suite.classes),
+        splits,
+        load_image,
+        augment="toy",
+        template=suite.template,
+        meta=meta,
+    )
 
 
 def _register(suite: Suite) -> None:

@@ -6,6 +6,7 @@ suite is rendered from `np.random.default_rng([seed, k])`, so every image is a p
 (suite, key) and needs no files. The domain-shifted sets (sketch, noise, rendition) re-render the
 shapes suite's test scenes in a style never seen in pretraining.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -70,50 +71,160 @@ class Suite:
 
 
 # Shapes with a broad interior, so a pattern shows (thin shapes such as key or bolt hide it).
-_BROAD_SHAPES = ("circle", "oval", "square", "rectangle", "triangle", "diamond", "pentagon", "hexagon",
-                 "octagon", "heart", "cloud", "drop", "fish", "house", "mushroom", "cup")
+_BROAD_SHAPES = (
+    "circle",
+    "oval",
+    "square",
+    "rectangle",
+    "triangle",
+    "diamond",
+    "pentagon",
+    "hexagon",
+    "octagon",
+    "heart",
+    "cloud",
+    "drop",
+    "fish",
+    "house",
+    "mushroom",
+    "cup",
+)
 _TEST_ONLY = {"test": 30}
 _SIZES = {"train": 40, "val": 10, "test": 30}
-_SHAPES_CLASSES = ("circle", "star", "heart", "arrow", "house", "tree", "fish", "car", "moon", "drop",
-                   "umbrella", "key", "square", "triangle", "cross", "ring", "bolt", "cloud", "sun",
-                   "flower", "leaf", "bird", "boat", "mushroom")
+_SHAPES_CLASSES = (
+    "circle",
+    "star",
+    "heart",
+    "arrow",
+    "house",
+    "tree",
+    "fish",
+    "car",
+    "moon",
+    "drop",
+    "umbrella",
+    "key",
+    "square",
+    "triangle",
+    "cross",
+    "ring",
+    "bolt",
+    "cloud",
+    "sun",
+    "flower",
+    "leaf",
+    "bird",
+    "boat",
+    "mushroom",
+)
 # Generic objects: the pretraining world plus clutter (a look-alike distractor) and smaller objects.
-_SHAPES_SPEC = WorldSpec(hold_out=False, count_p=(0.8, 0.15, 0.05), radius=(0.25, 0.6),
-                         distractors=LOOKALIKES, distractor_p=0.3)
+_SHAPES_SPEC = WorldSpec(
+    hold_out=False, count_p=(0.8, 0.15, 0.05), radius=(0.25, 0.6), distractors=LOOKALIKES, distractor_p=0.3
+)
 
-SUITES: dict[str, Suite] = {s.name: s for s in [
-    Suite("shapes", _SHAPES_CLASSES, "shape", _SHAPES_SPEC, 101, _SIZES,
-          description="generic objects (like Caltech101): 24 icons, any colour/pattern/background, "
-                      "1–3 objects, a look-alike distractor in 30 % of images"),
-    Suite("polygons", ("triangle", "square", "pentagon", "circle", "diamond", "rectangle", "hexagon",
-                       "oval", "octagon"), "shape",
-          WorldSpec(hold_out=False, styles=("photo", "sketch"), count_p=(1, 0, 0), radius=(0.45, 0.75),
-                    plain_p=0.7), 102, _SIZES,
-          description="fine-grained, low inter-class variance (like FGVC Aircraft): look-alike polygons, half "
-                      "of them line drawings, a style never seen in pretraining (room for prompts)"),
-    Suite("patterns", ("striped", "dotted", "checkered", "plain", "plaid", "zigzag", "wavy"), "pattern",
-          WorldSpec(hold_out=False, shapes=_BROAD_SHAPES, count_p=(1, 0, 0), radius=(0.55, 0.85),
-                    pattern_scale=(1.0, 1.8)), 103, _SIZES,
-          template="a photo of a {} shape.",
-          description="textures (like DTD): the pattern filling one large, broad object of any colour, "
-                      "often as a close-up up to 1.8× coarser than in pretraining (room for prompts)"),
-    Suite("scenes", ("grass", "sky", "sand", "bricks", "water", "snow", "night", "wood"), "background",
-          WorldSpec(hold_out=False, styles=("photo", "cartoon", "rendition"), count_p=(0.2, 0.4, 0.4),
-                    radius=(0.3, 0.5), bg_jitter=0.35, bg_hue=1.0), 104, _SIZES, template="a photo of the {}.",
-          description="scenes (like EuroSAT/SUN397): the background, its hue rotated at random (texture, "
-                      "not colour, names the class), partly covered by 1–3 objects, photo, cartoon or "
-                      "rendition (flat, odd palette; unseen in pretraining)"),
-    Suite("clutter", ("house", "fish", "boat", "flower", "umbrella", "mushroom", "tree", "car", "bird",
-                      "sun", "key", "cup"), "shape",
-          WorldSpec(hold_out=False, styles=("photo", "cartoon", "sketch"), count_p=(0.6, 0.25, 0.15),
-                    radius=(0.3, 0.7), max_angle=0.6, distractors=LOOKALIKES, distractor_p=0.3,
-                    tint=(0.0, 0.2)), 105, _SIZES,
-          description="high intra-class variance: photo, cartoon or sketch (both unseen in pretraining), "
-                      "1–3 objects of any size, distractors, colour tints"),
-    Suite("shapes-sketch", _SHAPES_CLASSES, "shape", _SHAPES_SPEC, 101, _TEST_ONLY, style="sketch",
-          description="the shapes test scenes as pencil sketches (like ImageNet-Sketch); unseen style"),
-    Suite("shapes-noise", _SHAPES_CLASSES, "shape", _SHAPES_SPEC, 101, _TEST_ONLY, style="noise",
-          description="the shapes test scenes with heavy noise and blur (like ImageNet-A/-C)"),
-    Suite("shapes-rendition", _SHAPES_CLASSES, "shape", _SHAPES_SPEC, 101, _TEST_ONLY, style="rendition",
-          description="the shapes test scenes as cartoons in odd palettes (like ImageNet-R); unseen style"),
-]}
+SUITES: dict[str, Suite] = {
+    s.name: s
+    for s in [
+        Suite(
+            "shapes",
+            _SHAPES_CLASSES,
+            "shape",
+            _SHAPES_SPEC,
+            101,
+            _SIZES,
+            description="generic objects (like Caltech101): 24 icons, any colour/pattern/background, "
+            "1–3 objects, a look-alike distractor in 30 % of images",
+        ),
+        Suite(
+            "polygons",
+            ("triangle", "square", "pentagon", "circle", "diamond", "rectangle", "hexagon", "oval", "octagon"),
+            "shape",
+            WorldSpec(hold_out=False, styles=("photo", "sketch"), count_p=(1, 0, 0), radius=(0.45, 0.75), plain_p=0.7),
+            102,
+            _SIZES,
+            description="fine-grained, low inter-class variance (like FGVC Aircraft): look-alike polygons, half "
+            "of them line drawings, a style never seen in pretraining (room for prompts)",
+        ),
+        Suite(
+            "patterns",
+            ("striped", "dotted", "checkered", "plain", "plaid", "zigzag", "wavy"),
+            "pattern",
+            WorldSpec(
+                hold_out=False, shapes=_BROAD_SHAPES, count_p=(1, 0, 0), radius=(0.55, 0.85), pattern_scale=(1.0, 1.8)
+            ),
+            103,
+            _SIZES,
+            template="a photo of a {} shape.",
+            description="textures (like DTD): the pattern filling one large, broad object of any colour, "
+            "often as a close-up up to 1.8× coarser than in pretraining (room for prompts)",
+        ),
+        Suite(
+            "scenes",
+            ("grass", "sky", "sand", "bricks", "water", "snow", "night", "wood"),
+            "background",
+            WorldSpec(
+                hold_out=False,
+                styles=("photo", "cartoon", "rendition"),
+                count_p=(0.2, 0.4, 0.4),
+                radius=(0.3, 0.5),
+                bg_jitter=0.35,
+                bg_hue=1.0,
+            ),
+            104,
+            _SIZES,
+            template="a photo of the {}.",
+            description="scenes (like EuroSAT/SUN397): the background, its hue rotated at random (texture, "
+            "not colour, names the class), partly covered by 1–3 objects, photo, cartoon or "
+            "rendition (flat, odd palette; unseen in pretraining)",
+        ),
+        Suite(
+            "clutter",
+            ("house", "fish", "boat", "flower", "umbrella", "mushroom", "tree", "car", "bird", "sun", "key", "cup"),
+            "shape",
+            WorldSpec(
+                hold_out=False,
+                styles=("photo", "cartoon", "sketch"),
+                count_p=(0.6, 0.25, 0.15),
+                radius=(0.3, 0.7),
+                max_angle=0.6,
+                distractors=LOOKALIKES,
+                distractor_p=0.3,
+                tint=(0.0, 0.2),
+            ),
+            105,
+            _SIZES,
+            description="high intra-class variance: photo, cartoon or sketch (both unseen in pretraining), "
+            "1–3 objects of any size, distractors, colour tints",
+        ),
+        Suite(
+            "shapes-sketch",
+            _SHAPES_CLASSES,
+            "shape",
+            _SHAPES_SPEC,
+            101,
+            _TEST_ONLY,
+            style="sketch",
+            description="the shapes test scenes as pencil sketches (like ImageNet-Sketch); unseen style",
+        ),
+        Suite(
+            "shapes-noise",
+            _SHAPES_CLASSES,
+            "shape",
+            _SHAPES_SPEC,
+            101,
+            _TEST_ONLY,
+            style="noise",
+            description="the shapes test scenes with heavy noise and blur (like ImageNet-A/-C)",
+        ),
+        Suite(
+            "shapes-rendition",
+            _SHAPES_CLASSES,
+            "shape",
+            _SHAPES_SPEC,
+            101,
+            _TEST_ONLY,
+            style="rendition",
+            description="the shapes test scenes as cartoons in odd palettes (like ImageNet-R); unseen style",
+        ),
+    ]
+}

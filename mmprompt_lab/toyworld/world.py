@@ -4,6 +4,7 @@
 backgrounds, styles, counts, sizes, held-out compositions, distractors). The same function feeds
 pretraining and every suite, so suites differ from pretraining only where their spec says so.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -82,15 +83,16 @@ def sample_scene(rng: np.random.Generator, spec: WorldSpec = WorldSpec()) -> Sce
         radii = [radii[0]] * count
     centres = _place(rng, radii, [])
     flip = bool(rng.uniform() < 0.5)
-    objects = tuple(Obj(shape, colour, pattern, colour2, cx, cy, r,
-                        float(rng.uniform(-spec.max_angle, spec.max_angle)), flip)
-                    for cx, cy, r in centres)
+    objects = tuple(
+        Obj(shape, colour, pattern, colour2, cx, cy, r, float(rng.uniform(-spec.max_angle, spec.max_angle)), flip)
+        for cx, cy, r in centres
+    )
     distractors: tuple[Obj, ...] = ()
     if spec.distractors and rng.uniform() < spec.distractor_p:
         d_shape = spec.distractors[rng.integers(len(spec.distractors))]
         d_col = COLOUR_NAMES[rng.integers(len(COLOUR_NAMES))]
         r = float(rng.uniform(0.15, 0.3))
-        (cx, cy, _), = _place(rng, [r], centres)
+        ((cx, cy, _),) = _place(rng, [r], centres)
         distractors = (Obj(d_shape, d_col, "plain", d_col, cx, cy, r, float(rng.uniform(-1, 1))),)
     background = spec.backgrounds[rng.integers(len(spec.backgrounds))]
     style = spec.styles[rng.integers(len(spec.styles))]

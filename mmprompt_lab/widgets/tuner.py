@@ -21,6 +21,7 @@ so Stop would arrive only after the run). Figure updates from the thread are pla
 changes, which ipykernel sends from any thread. `background=False` (what tests and nbval use via
 `start(wait=True)`) runs in the caller.
 """
+
 from __future__ import annotations
 
 import threading
@@ -72,9 +73,19 @@ class LiveTuner:
         val_per_class: test images per class in the held-out set scored after each epoch.
     """
 
-    def __init__(self, clip=None, settings: NotebookSettings | None = None, method: str = "coop",
-                 suite: str = "toyworld/shapes", n_ctx: int = 4, depth: int = 1, lr: float = 0.02,
-                 epochs: int | None = None, batch_size: int | None = None, val_per_class: int = 5):
+    def __init__(
+        self,
+        clip=None,
+        settings: NotebookSettings | None = None,
+        method: str = "coop",
+        suite: str = "toyworld/shapes",
+        n_ctx: int = 4,
+        depth: int = 1,
+        lr: float = 0.02,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        val_per_class: int = 5,
+    ):
         self.settings = s = settings or notebook_settings()
         self.clip = clip
         self.background = True
@@ -96,8 +107,9 @@ class LiveTuner:
         self.shots = W.IntSlider(value=s.shots, min=1, max=16, description="shots", style=style)
         self.n_ctx = W.IntSlider(value=n_ctx, min=1, max=16, description="context length", style=style)
         self.depth = W.IntSlider(value=depth, min=1, max=12, description="depth", style=style)
-        self.lr = W.FloatLogSlider(value=lr, base=10, min=-4, max=0, step=0.1, description="lr", style=style,
-                                   readout_format=".4f")
+        self.lr = W.FloatLogSlider(
+            value=lr, base=10, min=-4, max=0, step=0.1, description="lr", style=style, readout_format=".4f"
+        )
         self.epochs = W.IntSlider(value=epochs, min=1, max=50, description="epochs", style=style)
         self.batch_size = W.IntSlider(value=batch_size, min=1, max=32, description="batch size", style=style)
         self.start_button = W.Button(description="Start", button_style="success", icon="play")
@@ -114,11 +126,11 @@ class LiveTuner:
         fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss (per step)", "accuracy (%)"))
         fig.add_scatter(x=[], y=[], mode="lines+markers", name="loss", row=1, col=1)
         fig.add_scatter(x=[], y=[], mode="lines", name="train accuracy (running)", row=1, col=2)
-        fig.add_scatter(x=[], y=[], mode="markers", name="test accuracy", marker=dict(size=12, symbol="star"),
-                        row=1, col=2)
+        fig.add_scatter(
+            x=[], y=[], mode="markers", name="test accuracy", marker=dict(size=12, symbol="star"), row=1, col=2
+        )
         fig.add_scatter(x=[], y=[], mode="lines+markers", name="held-out accuracy (per epoch)", row=1, col=2)
-        fig.add_scatter(x=[], y=[], mode="lines", name="zero-shot", line=dict(dash="dash", color="grey"),
-                        row=1, col=2)
+        fig.add_scatter(x=[], y=[], mode="lines", name="zero-shot", line=dict(dash="dash", color="grey"), row=1, col=2)
         fig.update_xaxes(title_text="step", row=1, col=1)
         fig.update_xaxes(title_text="step", row=1, col=2)
         fig.update_yaxes(range=[0, 100], row=1, col=2)
@@ -136,8 +148,19 @@ class LiveTuner:
 
     def widget(self) -> W.Widget:
         """The whole tuner as one widget."""
-        controls = W.VBox([self.method, self.suite, self.shots, self.n_ctx, self.depth, self.lr, self.epochs,
-                           self.batch_size, W.HBox([self.start_button, self.stop_button, self.status])])
+        controls = W.VBox(
+            [
+                self.method,
+                self.suite,
+                self.shots,
+                self.n_ctx,
+                self.depth,
+                self.lr,
+                self.epochs,
+                self.batch_size,
+                W.HBox([self.start_button, self.stop_button, self.status]),
+            ]
+        )
         return W.VBox([controls, self.figure, W.HTML("<b>finished runs</b>"), self.comparison])
 
     def _ipython_display_(self):
@@ -147,9 +170,16 @@ class LiveTuner:
 
     # ------------------------------------------------------------------ handlers
     def params(self) -> dict:
-        return {"method": self.method.value, "suite": self.suite.value, "shots": self.shots.value,
-                "n_ctx": self.n_ctx.value, "depth": self.depth.value, "lr": self.lr.value,
-                "epochs": self.epochs.value, "batch_size": self.batch_size.value}
+        return {
+            "method": self.method.value,
+            "suite": self.suite.value,
+            "shots": self.shots.value,
+            "n_ctx": self.n_ctx.value,
+            "depth": self.depth.value,
+            "lr": self.lr.value,
+            "epochs": self.epochs.value,
+            "batch_size": self.batch_size.value,
+        }
 
     def on_start(self, _button=None, overrides: dict | None = None) -> None:
         """The Start button: start a run with the controls' values (and `overrides` for this run only).
@@ -216,8 +246,9 @@ class LiveTuner:
             acc.y = tuple(acc.y or ()) + (state.accuracy,)
             if run.zeroshot_accuracy is not None and not zs.x:  # across the whole run, once its length is known
                 zs.x, zs.y = (0, state.steps_per_epoch * state.epochs), (run.zeroshot_accuracy,) * 2
-        self.status.value = (f"epoch {state.epoch + 1}/{state.epochs} · step {state.step} · "
-                             f"loss {state.loss:.3f} · lr {state.lr:.2g}")
+        self.status.value = (
+            f"epoch {state.epoch + 1}/{state.epochs} · step {state.step} · loss {state.loss:.3f} · lr {state.lr:.2g}"
+        )
         if self._stop:
             state.stop = True
 
@@ -238,8 +269,10 @@ class LiveTuner:
         """Train with `params` (default: the current control values), streaming into `figure`; returns the run."""
         p = params or self.params()
         self._count += 1
-        label = (f"{self._count}: {p['method']} {p['suite'].split('/')[-1]} {p['shots']}-shot, M={p['n_ctx']} "
-                 f"depth={p['depth']} lr={p['lr']:.2g} {p['epochs']} ep bs={p['batch_size']}")
+        label = (
+            f"{self._count}: {p['method']} {p['suite'].split('/')[-1]} {p['shots']}-shot, M={p['n_ctx']} "
+            f"depth={p['depth']} lr={p['lr']:.2g} {p['epochs']} ep bs={p['batch_size']}"
+        )
         run = self._current = TunerRun(label, p)
         self._stop = False
         self._set_running(True)
@@ -252,15 +285,23 @@ class LiveTuner:
                 self.status.value = "loading CLIP…"
                 self.clip = self.settings.load_clip()
             s = replace(self.settings, shots=p["shots"], epochs=p["epochs"], batch_size=p["batch_size"])
-            spec = s.spec(p["method"], p["suite"], self.clip, base_to_novel=False, n_ctx=p["n_ctx"],
-                          depth=p["depth"], lr=p["lr"])
+            spec = s.spec(
+                p["method"], p["suite"], self.clip, base_to_novel=False, n_ctx=p["n_ctx"], depth=p["depth"], lr=p["lr"]
+            )
             self.status.value = "zero-shot reference…"
             run.zeroshot_accuracy = self._zero_shot(spec)
             self._val = test_sets(spec.replace(test_per_class=self.val_per_class))["all"]
             self._learner = build_learner(spec, self.clip, load_train(spec))
             self.status.value = f"training {spec.method}…"
-            result = run_experiment(spec, self.clip, device=s.device, on_step=self.on_step,
-                                    on_epoch_end=self.on_epoch_end, learner=self._learner, progress=False)
+            result = run_experiment(
+                spec,
+                self.clip,
+                device=s.device,
+                on_step=self.on_step,
+                on_epoch_end=self.on_epoch_end,
+                learner=self._learner,
+                progress=False,
+            )
             run.learner = result.learner
             run.stopped = result.history.stopped_early
             run.test_accuracy = result.metrics["accuracy"]
@@ -270,8 +311,10 @@ class LiveTuner:
             self.runs.append(run)
             self._update_comparison()
             gain = run.test_accuracy - run.zeroshot_accuracy
-            self.status.value = (f"{'stopped' if run.stopped else 'done'}: test accuracy {run.test_accuracy:.1f} % "
-                                 f"({gain:+.1f} vs zero-shot{', below it' if gain < 0 else ''}) in {run.seconds:.0f} s")
+            self.status.value = (
+                f"{'stopped' if run.stopped else 'done'}: test accuracy {run.test_accuracy:.1f} % "
+                f"({gain:+.1f} vs zero-shot{', below it' if gain < 0 else ''}) in {run.seconds:.0f} s"
+            )
         except Exception as err:  # shown in the widget; a background thread has nowhere else to report
             self.status.value = f"<span style='color:red'>error: {err}</span>"
             raise
@@ -295,5 +338,6 @@ class LiveTuner:
             zs.x, zs.y = labels, tuple(r.zeroshot_accuracy for r in self.runs)
             run = self.runs[-1]
             steps = tuple(range(1, len(run.step_loss) + 1))
-            self.comparison.add_scatter(x=steps, y=run.step_loss, mode="lines", name=run.label.split(", ")[0],
-                                        row=1, col=1)
+            self.comparison.add_scatter(
+                x=steps, y=run.step_loss, mode="lines", name=run.label.split(", ")[0], row=1, col=1
+            )

@@ -1,4 +1,5 @@
 """Attention capture through the prompted forward, maps, rollout, text and cross-modal attention."""
+
 import numpy as np
 import pytest
 import torch
@@ -84,8 +85,13 @@ def test_zeroshot_records_the_image_tower(tiny_clip, batch):
 
 @pytest.mark.parametrize("method", list_learners())
 def test_capture_follows_the_declared_capabilities(tiny_clip, batch, method):
-    depth = {"dcp": dict(depth=2), "ivlp": dict(text_depth=3), "maple": dict(depth=3), "mudpt": dict(depth=3),
-             "map_dafe": dict(depth=3)}.get(method, {})
+    depth = {
+        "dcp": dict(depth=2),
+        "ivlp": dict(text_depth=3),
+        "maple": dict(depth=3),
+        "mudpt": dict(depth=3),
+        "map_dafe": dict(depth=3),
+    }.get(method, {})
     learner = create_learner(method, tiny_clip, NAMES, **depth)
     rec = A.capture(learner, batch)
     assert len(rec.vision) == tiny_clip.vision_depth

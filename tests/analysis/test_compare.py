@@ -2,6 +2,7 @@
 
 The module shares its name with the function `mmprompt_lab.analysis.compare`, so it is imported by path.
 """
+
 import importlib
 import math
 from types import SimpleNamespace
@@ -28,13 +29,18 @@ def test_mean_std_is_the_sample_std():
 
 def _fake(method, hm, base, seconds, trainable):
     learner = SimpleNamespace(num_trainable=lambda: trainable)
-    return SimpleNamespace(method=method, learner=learner, train_seconds=seconds,
-                           metrics={"base": base, "novel": hm, "hm": hm})
+    return SimpleNamespace(
+        method=method, learner=learner, train_seconds=seconds, metrics={"base": base, "novel": hm, "hm": hm}
+    )
 
 
 def test_summarize_fake_results_against_a_hand_computation():
-    results = [_fake("zeroshot", 66.0, 60.0, 0.0, 0), _fake("zeroshot", 66.0, 60.0, 0.0, 0),
-               _fake("maple", 40.0, 70.0, 1.0, 19104), _fake("maple", 50.0, 64.0, 3.0, 19104)]
+    results = [
+        _fake("zeroshot", 66.0, 60.0, 0.0, 0),
+        _fake("zeroshot", 66.0, 60.0, 0.0, 0),
+        _fake("maple", 40.0, 70.0, 1.0, 19104),
+        _fake("maple", 50.0, 64.0, 3.0, 19104),
+    ]
     rows = C.summarize(results)
     assert [r["method"] for r in rows] == ["zeroshot", "maple"]
     zs, maple = rows
@@ -52,11 +58,18 @@ def test_summarize_fake_results_against_a_hand_computation():
     assert list(fig.data[1].error_y.array) == pytest.approx([maple["base_std"], maple["novel_std"], maple["hm_std"]])
 
 
-@pytest.mark.parametrize("name,group", [("ctx", "ctx"), ("deep_text.1", "deep_text"), ("proj.weight", "proj"),
-                                        ("cmpa.0.attn_t.in_proj_weight", "cmpa.attn_t"),
-                                        ("text_dafe.0.gate", "text_dafe.gate"),
-                                        ("text_dafe.1.phi.3.bias", "text_dafe.phi"),
-                                        ("mixer.ln_1.weight", "mixer.ln_1")])
+@pytest.mark.parametrize(
+    "name,group",
+    [
+        ("ctx", "ctx"),
+        ("deep_text.1", "deep_text"),
+        ("proj.weight", "proj"),
+        ("cmpa.0.attn_t.in_proj_weight", "cmpa.attn_t"),
+        ("text_dafe.0.gate", "text_dafe.gate"),
+        ("text_dafe.1.phi.3.bias", "text_dafe.phi"),
+        ("mixer.ln_1.weight", "mixer.ln_1"),
+    ],
+)
 def test_parameter_group(name, group):
     assert C.parameter_group(name) == group
 
@@ -80,8 +93,9 @@ def tiny_test():
 def test_gradient_norms_show_dcps_dropped_text_half(tiny_clip, tiny_test):
     text_half = ("cmpa.attn_t", "cmpa.ln1_t", "cmpa.ln2_t", "cmpa.mlp_t", "cmpa.proj_v2t")
     paper = C.gradient_norms(create_learner("dcp", tiny_clip, tiny_test.classnames, seed=0, n_ctx=4), tiny_test)
-    code = C.gradient_norms(create_learner("dcp", tiny_clip, tiny_test.classnames, seed=0, n_ctx=4,
-                                           text_writeback=False), tiny_test)
+    code = C.gradient_norms(
+        create_learner("dcp", tiny_clip, tiny_test.classnames, seed=0, n_ctx=4, text_writeback=False), tiny_test
+    )
     assert all(paper[g] > 0 for g in text_half)
     assert all(code[g] == 0.0 for g in text_half)
     assert code["cmpa.attn_v"] > 0 and code["ctx"] > 0
@@ -135,10 +149,15 @@ def test_effective_prompts_and_travel(tiny_clip):
 # ----------------------------------------------------------------------------- through the pipeline
 def test_run_seeds_summarize_and_run_learner_reproduce_the_pipeline(tiny_clip):
     S = notebook_settings(ci=True, pretrained=False, epochs=2, shots=1)
-    runs = C.run_seeds(tiny_clip, ["zeroshot", C.variant("coop", "coop (2 ctx)", n_ctx=2)], "toyworld/shapes", S,
-                       seeds=(1, 2))
-    assert [(r.method, r.spec.seed) for r in runs] == [("zeroshot", 1), ("zeroshot", 2), ("coop (2 ctx)", 1),
-                                                       ("coop (2 ctx)", 2)]
+    runs = C.run_seeds(
+        tiny_clip, ["zeroshot", C.variant("coop", "coop (2 ctx)", n_ctx=2)], "toyworld/shapes", S, seeds=(1, 2)
+    )
+    assert [(r.method, r.spec.seed) for r in runs] == [
+        ("zeroshot", 1),
+        ("zeroshot", 2),
+        ("coop (2 ctx)", 1),
+        ("coop (2 ctx)", 2),
+    ]
     assert runs[2].learner.config.n_ctx == 2
     assert not torch.equal(runs[2].learner.ctx, runs[3].learner.ctx)  # seeds differ
     rows = C.summarize(runs)

@@ -1,4 +1,5 @@
 """Alignment numbers on constructed features; UMAP shape and determinism."""
+
 import numpy as np
 import pytest
 import torch

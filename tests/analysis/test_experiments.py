@@ -1,4 +1,5 @@
 """One-call experiments on tiny settings."""
+
 import pytest
 
 from mmprompt_lab import notebook_settings
@@ -39,8 +40,9 @@ def test_learner_accuracy_shares_the_frozen_image_pass_exactly(tiny_clip):
 
     S = notebook_settings(ci=True, pretrained=False)
     test = S.dataset("toyworld/polygons", "test")
-    learners = {t: create_learner("zeroshot", tiny_clip, test.classnames, templates=(t,))
-                for t in ("a photo of a {}.", "{}")}
+    learners = {
+        t: create_learner("zeroshot", tiny_clip, test.classnames, templates=(t,)) for t in ("a photo of a {}.", "{}")
+    }
     learners["ensemble"] = create_learner("zeroshot", tiny_clip, test.classnames, ensemble=True)
     learners["coop"] = create_learner("coop", tiny_clip, test.classnames, n_ctx=2)  # evaluated on its own
     fast = X.learner_accuracy(learners, test)

@@ -1,4 +1,5 @@
 """What prompts learned, what they depend on, and failures (mmprompt_lab/analysis/inspect.py)."""
+
 import pytest
 import torch
 
@@ -27,15 +28,21 @@ def tiny_test():
 
 
 # ----------------------------------------------------------------------------- confusions by hand
-CONFUSION = [[5, 3, 0],  # a: 8 images, 3 taken for b
-             [1, 4, 2],  # b: 7 images
-             [0, 6, 1]]  # c: 7 images, 6 taken for b
+CONFUSION = [
+    [5, 3, 0],  # a: 8 images, 3 taken for b
+    [1, 4, 2],  # b: 7 images
+    [0, 6, 1],
+]  # c: 7 images, 6 taken for b
 
 
 def test_confused_pairs_directed_from_a_hand_made_matrix():
     pairs = I.confused_pairs(CONFUSION, ["a", "b", "c"], k=10)
-    assert [(p["true"], p["predicted"], p["count"]) for p in pairs] == [("c", "b", 6), ("a", "b", 3), ("b", "c", 2),
-                                                                         ("b", "a", 1)]
+    assert [(p["true"], p["predicted"], p["count"]) for p in pairs] == [
+        ("c", "b", 6),
+        ("a", "b", 3),
+        ("b", "c", 2),
+        ("b", "a", 1),
+    ]
     assert pairs[0]["rate"] == pytest.approx(100 * 6 / 7) and pairs[1]["rate"] == pytest.approx(100 * 3 / 8)
     assert isinstance(pairs[0]["rate"], float)
     assert len(I.confused_pairs(CONFUSION, ["a", "b", "c"], k=2)) == 2
@@ -55,7 +62,7 @@ def test_layer_inputs_flag_the_blocks_where_prompts_are_written(tiny_clip, batch
     rec = I.layer_inputs(maple, batch)
     assert [r.layer for r in rec] == list(range(tiny_clip.vision_depth))
     assert [r.vision_written for r in rec] == [True, True, False, False]
-    assert [r.text_written for r in rec][:tiny_clip.text_depth] == [True, True, False]
+    assert [r.text_written for r in rec][: tiny_clip.text_depth] == [True, True, False]
     written = I.written_prompts(maple, rec)
     assert torch.allclose(written["text"][1][0], maple.deep_text[0])  # MaPLe writes P_1 before block 1
     assert torch.allclose(written["vision"][1][0], maple.deep_proj[0](maple.deep_text[0]), atol=1e-6)
@@ -69,8 +76,12 @@ def test_layer_inputs_flag_the_blocks_where_prompts_are_written(tiny_clip, batch
 
 def test_input_dependence_separates_parameter_and_data_coupling(tiny_clip, batch, others):
     maple = I.input_dependence(create_learner("maple", tiny_clip, NAMES, seed=0), batch, others)
-    assert maple == {"vision_across_images": 0.0, "text_across_classes": 0.0, "text_with_images": 0.0,
-                     "logits_with_batchmates": 0.0}
+    assert maple == {
+        "vision_across_images": 0.0,
+        "text_across_classes": 0.0,
+        "text_with_images": 0.0,
+        "logits_with_batchmates": 0.0,
+    }
     dcp = I.input_dependence(create_learner("dcp", tiny_clip, NAMES, seed=0, n_ctx=4), batch, others)
     assert dcp["vision_across_images"] == 0.0  # one fused prompt set per batch ...
     assert dcp["text_with_images"] > 0 and dcp["logits_with_batchmates"] > 0  # ... that depends on the batch
@@ -152,8 +163,10 @@ def test_ablate_tokens_restores_the_learner(tiny_clip, tiny_test):
 
 
 def test_attention_received_by_hand():
-    w = {"vision": [torch.tensor([[0.5, 0.5], [1.0, 0.0]]), torch.tensor([[0.0, 1.0], [0.5, 0.5]])],
-         "text": [torch.tensor([[0.2, 0.8], [0.2, 0.8]])]}
+    w = {
+        "vision": [torch.tensor([[0.5, 0.5], [1.0, 0.0]]), torch.tensor([[0.0, 1.0], [0.5, 0.5]])],
+        "text": [torch.tensor([[0.2, 0.8], [0.2, 0.8]])],
+    }
     got = I.attention_received(w)
     assert torch.allclose(got["vision_ctx"], torch.tensor([0.5, 0.5]))  # column means: (0.75, 0.25), (0.25, 0.75)
     assert torch.allclose(got["ctx"], torch.tensor([0.2, 0.8]))
@@ -162,8 +175,9 @@ def test_attention_received_by_hand():
 def test_batch_sensitivity_only_for_batch_coupling(tiny_clip, tiny_test):
     maple = I.batch_sensitivity(create_learner("maple", tiny_clip, tiny_test.classnames, seed=0), tiny_test, (1, 5))
     assert maple[1] == maple[5]
-    assert set(I.batch_sensitivity(create_learner("dcp", tiny_clip, tiny_test.classnames, seed=0, n_ctx=4),
-                                   tiny_test, (1, 15))) == {1, 15}
+    assert set(
+        I.batch_sensitivity(create_learner("dcp", tiny_clip, tiny_test.classnames, seed=0, n_ctx=4), tiny_test, (1, 15))
+    ) == {1, 15}
 
 
 # ----------------------------------------------------------------------------- failures

@@ -1,5 +1,6 @@
 """Notebook 13's helpers: the text-feature distance against hand computations, the per-epoch tracker
 through the pipeline (one entry per finished epoch, training unchanged), the seed summaries and figures."""
+
 from types import SimpleNamespace
 
 import pytest
@@ -28,8 +29,18 @@ def hand_features(clip, template, classnames=CLASSNAMES):
 
 
 def spec(method, **kw):
-    return ExperimentSpec(method, SUITE, shots=2, seed=1, base2new=True, epochs=3, batch_size=4,
-                          test_per_class=2, zeroshot_reference=False, **kw)
+    return ExperimentSpec(
+        method,
+        SUITE,
+        shots=2,
+        seed=1,
+        base2new=True,
+        epochs=3,
+        batch_size=4,
+        test_per_class=2,
+        zeroshot_reference=False,
+        **kw,
+    )
 
 
 # ----------------------------------------------------------------------------- the distance
@@ -40,8 +51,9 @@ def test_distance_is_zero_for_the_hand_crafted_features(tiny_clip):
     kgcoop = create_learner("kgcoop", tiny_clip, CLASSNAMES, seed=1)
     assert abs(R.text_distance(kgcoop, TEMPLATE)) < 1e-5
     assert R.text_distance(kgcoop, "a photo of the {}.") > 1e-4  # another template: not zero
-    torch.testing.assert_close(R.hand_crafted_features(tiny_clip, CLASSNAMES, TEMPLATE),
-                               hand_features(tiny_clip, TEMPLATE))
+    torch.testing.assert_close(
+        R.hand_crafted_features(tiny_clip, CLASSNAMES, TEMPLATE), hand_features(tiny_clip, TEMPLATE)
+    )
 
 
 def test_distance_matches_a_hand_computation(tiny_clip):
@@ -55,8 +67,7 @@ def test_distance_matches_a_hand_computation(tiny_clip):
     # the same quantity as KgCoOp's released L_kg (cosine form), on a learner that has moved away
     kgcoop = create_learner("kgcoop", tiny_clip, CLASSNAMES, seed=1, ctx_init="", templates=(TEMPLATE,))
     with torch.no_grad():
-        assert R.text_distance(kgcoop, TEMPLATE) == pytest.approx(float(kgcoop.kg_term(kgcoop.encode_text())),
-                                                                  abs=1e-6)
+        assert R.text_distance(kgcoop, TEMPLATE) == pytest.approx(float(kgcoop.kg_term(kgcoop.encode_text())), abs=1e-6)
     ref = hand_features(tiny_clip, TEMPLATE)
     assert R.text_distance(coop, TEMPLATE, reference=ref) == pytest.approx(got, abs=1e-6)
     with pytest.raises(ValueError, match="reference"):
@@ -103,8 +114,16 @@ def test_a_stopped_epoch_is_not_recorded(tiny_clip):
     novel = load_dataset(SUITE, split="test", seed=1, subsample="novel").first_per_class(1)
     learner = create_learner("coop", tiny_clip, train.classnames, seed=1, n_ctx=2)
     tracker = R.DriftTracker(novel).bind(learner)
-    fit(learner, train, epochs=3, batch_size=4, seed=1, progress=False, on_epoch_end=tracker,
-        on_step=lambda s: setattr(s, "stop", s.step == 3))  # stops inside the second epoch
+    fit(
+        learner,
+        train,
+        epochs=3,
+        batch_size=4,
+        seed=1,
+        progress=False,
+        on_epoch_end=tracker,
+        on_step=lambda s: setattr(s, "stop", s.step == 3),
+    )  # stops inside the second epoch
     assert [r["epoch"] for r in tracker.records] == [0, 1]
 
 
@@ -133,8 +152,11 @@ def test_seed_runs_and_sweep_label_and_configure_each_run(tiny_clip):
 
 # ----------------------------------------------------------------------------- summaries and figures
 def fake(label, seed, base, novel, curve=(), method=None):
-    result = SimpleNamespace(method=label, spec=SimpleNamespace(seed=seed, method=method or label),
-                             metrics={"base": base, "novel": novel, "hm": harmonic_mean(base, novel)})
+    result = SimpleNamespace(
+        method=label,
+        spec=SimpleNamespace(seed=seed, method=method or label),
+        metrics={"base": base, "novel": novel, "hm": harmonic_mean(base, novel)},
+    )
     return R.TrackedRun(result, list(curve))
 
 
@@ -151,8 +173,11 @@ def test_spread_is_mean_and_population_std_over_seeds():
 
 def test_mean_curve_and_figures():
     curve = lambda d, n: [{"epoch": e, "distance": d * e, "novel": n, "train": 50.0} for e in range(3)]  # noqa: E731
-    runs = [fake("coop", 1, 60, 40, curve(0.1, 40)), fake("coop", 2, 70, 50, curve(0.3, 60)),
-            fake("zeroshot", 1, 50, 70, [{"epoch": 0, "distance": 0.0, "novel": 70.0, "train": float("nan")}])]
+    runs = [
+        fake("coop", 1, 60, 40, curve(0.1, 40)),
+        fake("coop", 2, 70, 50, curve(0.3, 60)),
+        fake("zeroshot", 1, 50, 70, [{"epoch": 0, "distance": 0.0, "novel": 70.0, "train": float("nan")}]),
+    ]
     epochs, mean, std = R.mean_curve(runs, "coop", "distance")
     assert epochs == [0, 1, 2] and mean == pytest.approx([0, 0.2, 0.4]) and std == pytest.approx([0, 0.1, 0.2])
     with pytest.raises(ValueError, match="labels"):
@@ -163,8 +188,10 @@ def test_mean_curve_and_figures():
     assert all(t.line.dash == "dash" and list(t.x) == [0, 2] for t in zs)
     assert list(R.spread_table(runs).data[0].cells.values[0]) == ["coop", "zeroshot"]
     assert [t.name for t in R.spread_figure(runs).data] == ["coop", "zeroshot"]
-    sweep = [fake("kgcoop kg_weight=0", 1, 70, 40, curve(0.3, 40)),
-             fake("kgcoop kg_weight=8", 1, 65, 60, curve(0.01, 60))]
+    sweep = [
+        fake("kgcoop kg_weight=0", 1, 70, 40, curve(0.3, 40)),
+        fake("kgcoop kg_weight=8", 1, 65, 60, curve(0.01, 60)),
+    ]
     fig = R.sweep_figure(sweep, "kg_weight", reference=runs)
     assert list(fig.data[0].x) == ["0", "8"] and list(fig.data[1].y) == [40, 60]
     assert list(fig.data[-1].y) == pytest.approx([0.6, 0.02])  # final distance per value

@@ -1,5 +1,6 @@
 """Gradient-weighted attention relevancy: the traced block equals the block, every learner is explained
 through its own forward without being changed, and the maps pass a deletion test on ToyCLIP."""
+
 import importlib
 
 import pytest
@@ -43,8 +44,9 @@ def test_traced_block_equals_the_block(tiny_clip, tower):
         torch.testing.assert_close(traced, plain, rtol=0, atol=1e-6)
         probs = trace.probs[0]  # (N, H, T, T)
         h = block.ln_1(x)
-        _, reference = block.attn(h, h, h, need_weights=True, average_attn_weights=False,
-                                  attn_mask=None if mask is None else mask.to(h.dtype))
+        _, reference = block.attn(
+            h, h, h, need_weights=True, average_attn_weights=False, attn_mask=None if mask is None else mask.to(h.dtype)
+        )
         torch.testing.assert_close(probs, reference, rtol=0, atol=1e-6)
         assert torch.equal(trace.inputs[0], x) and torch.equal(trace.outputs[0], traced.detach())
         if tower == "text":  # causal: nothing attends to later tokens
@@ -76,7 +78,7 @@ def test_every_learner_is_explained_through_its_own_forward(name, tiny_clip, bat
     backbone, own = _state(tiny_clip), _state(learner)
     with torch.no_grad():  # relevancy turns gradients on for itself
         out = R.explain(learner, batch)
-    g = int(tiny_clip.num_patches ** 0.5)
+    g = int(tiny_clip.num_patches**0.5)
     assert out.maps.shape == (3, g, g) and torch.isfinite(out.maps).all() and (out.maps >= 0).all()
     assert out.maps.sum() > 0
     n = out.matrix.shape[-1] - 1 - tiny_clip.num_patches  # visual prompt tokens
@@ -105,7 +107,7 @@ def test_batch_equals_one_image_at_a_time(name, tiny_clip, batch):
     """Images do not influence each other's relevancy, for shared and for image-conditioned text."""
     learner = create_learner(name, tiny_clip, CLASSNAMES, seed=0)
     together = R.relevancy(learner, batch, target=1)
-    alone = torch.cat([R.relevancy(learner, batch[i:i + 1], target=1) for i in range(len(batch))])
+    alone = torch.cat([R.relevancy(learner, batch[i : i + 1], target=1) for i in range(len(batch))])
     torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-6)
 
 
@@ -154,8 +156,9 @@ def test_deletion_zero_shot(toy):
 
 def test_deletion_tuned_vpt(toy):
     clip, test = toy
-    spec = ExperimentSpec("vpt", "toyworld/shapes", shots=2, epochs=2, test_per_class=2, base2new=False,
-                          zeroshot_reference=False)
+    spec = ExperimentSpec(
+        "vpt", "toyworld/shapes", shots=2, epochs=2, test_per_class=2, base2new=False, zeroshot_reference=False
+    )
     learner = run_experiment(spec, clip).learner
     before = _state(learner)
     d = R.deletion_curve(learner, test, n=8, steps=8, draws=5, seed=0)

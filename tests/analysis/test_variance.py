@@ -1,9 +1,15 @@
 """Variance on constructed features with known answers."""
+
 import pytest
 import torch
 
-from mmprompt_lab.analysis.variance import (class_variance, gain_vs_variance_figure, text_variance, variance_figure,
-                                            variance_row)
+from mmprompt_lab.analysis.variance import (
+    class_variance,
+    gain_vs_variance_figure,
+    text_variance,
+    variance_figure,
+    variance_row,
+)
 
 
 def test_known_intra_inter():

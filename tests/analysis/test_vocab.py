@@ -1,4 +1,5 @@
 """Nearest vocabulary words of learned context vectors."""
+
 import pytest
 import torch
 

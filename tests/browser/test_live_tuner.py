@@ -7,6 +7,7 @@ Needs /usr/bin/chromium (Debian: `apt-get install -y chromium`) and the `playwri
 (its bundled driver only; Playwright's own browser download is not used). Skipped otherwise.
 Run alone: `python tests/browser/test_live_tuner.py`.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,15 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "01_coop_live.ipynb"
 ARTIFACTS = ROOT / "artifacts"
 CHROMIUM = os.environ.get("MMPROMPT_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
 
 # JavaScript: the plotly graph divs inside the tuner's output (live figure first, comparison second)
 PLOTS_JS = """() => Array.from(document.querySelectorAll('.jp-OutputArea-output .js-plotly-plot'))
@@ -40,11 +48,27 @@ def free_port() -> int:
 
 
 def start_lab(workdir: Path, port: int, token: str) -> subprocess.Popen:
-    env = {**os.environ, "MMPROMPT_CI": "1", "HF_HUB_OFFLINE": "1", "JUPYTER_CONFIG_DIR": str(workdir / "config"),
-           "JUPYTER_RUNTIME_DIR": str(workdir / "runtime"), "JUPYTERLAB_WORKSPACES_DIR": str(workdir / "workspaces")}
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={workdir / 'nb'}",
-           "--ServerApp.port_retries=0", "--LabApp.news_url=", "--ServerApp.allow_root=True"]
+    env = {
+        **os.environ,
+        "MMPROMPT_CI": "1",
+        "HF_HUB_OFFLINE": "1",
+        "JUPYTER_CONFIG_DIR": str(workdir / "config"),
+        "JUPYTER_RUNTIME_DIR": str(workdir / "runtime"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(workdir / "workspaces"),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={workdir / 'nb'}",
+        "--ServerApp.port_retries=0",
+        "--LabApp.news_url=",
+        "--ServerApp.allow_root=True",
+    ]
     log = open(workdir / "jupyterlab.log", "w")
     return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
 
@@ -113,8 +137,9 @@ def _drive(page, port: int, token: str, screenshot: Path, seen: dict) -> None:
     # the notebook's own `tuner.start(wait=True)` cell finishes: the comparison has one bar
     page.wait_for_function(f"() => {{ const p = ({PLOTS_JS})(); return p.length >= 2 && p[1][0] >= 1; }}")
     seen["before"] = page.evaluate(PLOTS_JS)
-    page.wait_for_function("() => !Array.from(document.querySelectorAll('.jp-InputPrompt'))"
-                           ".some(e => e.textContent.includes('*'))")
+    page.wait_for_function(
+        "() => !Array.from(document.querySelectorAll('.jp-InputPrompt')).some(e => e.textContent.includes('*'))"
+    )
     try:  # JupyterLab's "news?" toast covers part of the figure
         page.get_by_role("button", name="No", exact=True).first.click(timeout=5_000)
     except Exception:
@@ -125,12 +150,15 @@ def _drive(page, port: int, token: str, screenshot: Path, seen: dict) -> None:
     start.scroll_into_view_if_needed()
     start.click()
     page.wait_for_function(f"() => {{ const p = ({PLOTS_JS})(); return p[1][0] >= 2 && p[0][0] > 0; }}")
-    page.wait_for_function("() => Array.from(document.querySelectorAll('.jp-OutputArea-output .widget-html'))"
-                           ".some(e => e.textContent.includes('done'))")
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('.jp-OutputArea-output .widget-html'))"
+        ".some(e => e.textContent.includes('done'))"
+    )
     seen["after"] = page.evaluate(PLOTS_JS)
     seen["status"] = [e.inner_text() for e in page.locator(".jp-OutputArea-output .widget-html").all()]
-    seen["bars"] = page.evaluate("() => Array.from(document.querySelectorAll('.jp-OutputArea-output .js-plotly-plot'))"
-                                 "[1].data[0].x")
+    seen["bars"] = page.evaluate(
+        "() => Array.from(document.querySelectorAll('.jp-OutputArea-output .js-plotly-plot'))[1].data[0].x"
+    )
     widget = page.locator(".jp-OutputArea-output:has(.widget-button)").first
     widget.scroll_into_view_if_needed()
     time.sleep(1.0)  # let plotly finish its transition before the picture
@@ -141,8 +169,10 @@ def _drive(page, port: int, token: str, screenshot: Path, seen: dict) -> None:
 
 def _missing() -> str | None:
     if not Path(CHROMIUM).exists():
-        return (f"{CHROMIUM} is missing: install Debian's Chromium (`apt-get update && apt-get install -y "
-                "chromium`) to run the real browser check of the live tuner")
+        return (
+            f"{CHROMIUM} is missing: install Debian's Chromium (`apt-get update && apt-get install -y "
+            "chromium`) to run the real browser check of the live tuner"
+        )
     for module in ("playwright", "jupyterlab", "anywidget"):
         try:
             __import__(module)

@@ -1,4 +1,5 @@
 """Small on-disk datasets in the real layouts (real JPEG files, split files in the official formats)."""
+
 from __future__ import annotations
 
 import json
@@ -34,11 +35,17 @@ def class_folders(image_dir: Path, counts: dict[str, int], ext: str = ".jpg") ->
     """image_dir/<class>/<class>_<i>.jpg for each class."""
     for c, n in counts.items():
         for i in range(n):
-            jpeg(image_dir / c / f"{c}_{i:04d}{ext}", seed=zlib.crc32(f'{c}/{i}'.encode()))
+            jpeg(image_dir / c / f"{c}_{i:04d}{ext}", seed=zlib.crc32(f"{c}/{i}".encode()))
 
 
-def zhou_split(ddir: Path, image_rel: str, split_name: str, classes: list[str],
-               sizes: dict[str, list[int]], prefix: str | None = None) -> dict:
+def zhou_split(
+    ddir: Path,
+    image_rel: str,
+    split_name: str,
+    classes: list[str],
+    sizes: dict[str, list[int]],
+    prefix: str | None = None,
+) -> dict:
     """Images + a split_zhou JSON. `sizes[split][c]` images of class c; the file interleaves the labels
     in the order 2, 0, 1, 3, … (so first-appearance order differs from label order)."""
     data = {}
@@ -50,7 +57,7 @@ def zhou_split(ddir: Path, image_rel: str, split_name: str, classes: list[str],
                 if i < per_class[label]:
                     name = classes[label]
                     rel = f"{prefix or name}/{split}_{name.replace(' ', '_')}_{i:03d}.jpg"
-                    jpeg(ddir / image_rel / rel, seed=zlib.crc32(f'{split}/{label}/{i}'.encode()))
+                    jpeg(ddir / image_rel / rel, seed=zlib.crc32(f"{split}/{label}/{i}".encode()))
                     entries.append([rel, label, name])
         data[split] = entries
     (ddir / split_name).write_text(json.dumps(data))
@@ -67,5 +74,6 @@ def imagenet_classnames(path: Path, wnids: list[str]) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def mk():
     """Builders: mk.jpeg, mk.class_folders, mk.zhou_split, mk.imagenet_classnames."""
-    return SimpleNamespace(jpeg=jpeg, class_folders=class_folders, zhou_split=zhou_split,
-                           imagenet_classnames=imagenet_classnames)
+    return SimpleNamespace(
+        jpeg=jpeg, class_folders=class_folders, zhou_split=zhou_split, imagenet_classnames=imagenet_classnames
+    )

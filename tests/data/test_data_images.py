@@ -1,4 +1,5 @@
 """Image loading: any mode → RGB, corrupt files named, skips counted, missing files caught early."""
+
 import json
 import logging
 
@@ -11,8 +12,19 @@ from mmprompt_lab.data.images import BadImageError, MissingImageError, load_rgb
 SPLIT = "split_zhou_DescribableTextures.json"
 
 
-@pytest.mark.parametrize("mode, fmt", [("L", "JPEG"), ("CMYK", "JPEG"), ("RGBA", "PNG"), ("LA", "PNG"),
-                                       ("P", "PNG"), ("1", "PNG"), ("I;16", "PNG"), ("RGB", "PNG")])
+@pytest.mark.parametrize(
+    "mode, fmt",
+    [
+        ("L", "JPEG"),
+        ("CMYK", "JPEG"),
+        ("RGBA", "PNG"),
+        ("LA", "PNG"),
+        ("P", "PNG"),
+        ("1", "PNG"),
+        ("I;16", "PNG"),
+        ("RGB", "PNG"),
+    ],
+)
 def test_every_mode_becomes_rgb(tmp_path, mk, mode, fmt):
     path = mk.jpeg(tmp_path / f"x.{fmt.lower()}", seed=3, mode=mode, fmt=fmt)
     with Image.open(path) as raw:
@@ -48,8 +60,9 @@ def test_corrupt_and_truncated_images_name_the_file(tmp_path, mk):
 
 @pytest.fixture
 def dtd(tmp_path, mk):
-    data = mk.zhou_split(tmp_path / "dtd", "images", SPLIT, ["a", "b", "c"],
-                         {"train": [4, 4, 4], "val": [2, 2, 2], "test": [3, 3, 3]})
+    data = mk.zhou_split(
+        tmp_path / "dtd", "images", SPLIT, ["a", "b", "c"], {"train": [4, 4, 4], "val": [2, 2, 2], "test": [3, 3, 3]}
+    )
     return tmp_path, data
 
 

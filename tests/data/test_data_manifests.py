@@ -1,4 +1,5 @@
 """Manifests: every real dataset has one, they validate, and a bad one fails with file + field."""
+
 import json
 
 import pytest
@@ -23,10 +24,19 @@ EXPECTED = {  # name: (folder, classes, template) from docs/protocols.md §2 / d
     "imagenet_a": ("imagenet-adversarial", 200, "a photo of a {}."),
     "imagenet_r": ("imagenet-rendition", 200, "a photo of a {}."),
 }
-BASE_NOVEL = {"imagenet": (500, 500), "caltech101": (50, 50), "oxford_pets": (19, 18),
-              "stanford_cars": (98, 98), "oxford_flowers": (51, 51), "food101": (51, 50),
-              "fgvc_aircraft": (50, 50), "sun397": (199, 198), "dtd": (24, 23), "eurosat": (5, 5),
-              "ucf101": (51, 50)}
+BASE_NOVEL = {
+    "imagenet": (500, 500),
+    "caltech101": (50, 50),
+    "oxford_pets": (19, 18),
+    "stanford_cars": (98, 98),
+    "oxford_flowers": (51, 51),
+    "food101": (51, 50),
+    "fgvc_aircraft": (50, 50),
+    "sun397": (199, 198),
+    "dtd": (24, 23),
+    "eurosat": (5, 5),
+    "ucf101": (51, 50),
+}
 
 
 def test_every_dataset_has_a_valid_registered_manifest():
@@ -54,16 +64,19 @@ def _write(tmp_path, name, data):
     return path
 
 
-@pytest.mark.parametrize("change, field", [
-    (lambda d: d.pop("template"), "template"),
-    (lambda d: d.update(num_classes="47"), "num_classes"),
-    (lambda d: d.update(template="{} and {}"), "template"),
-    (lambda d: d.update(reader="magic"), "reader"),
-    (lambda d: d.update(colour="blue"), "colour"),
-    (lambda d: d.update(layout=[{"path": "images"}]), "layout"),
-    (lambda d: d.update(base_novel=[20, 20]), "base_novel"),
-    (lambda d: d.update(name="other"), "name"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (lambda d: d.pop("template"), "template"),
+        (lambda d: d.update(num_classes="47"), "num_classes"),
+        (lambda d: d.update(template="{} and {}"), "template"),
+        (lambda d: d.update(reader="magic"), "reader"),
+        (lambda d: d.update(colour="blue"), "colour"),
+        (lambda d: d.update(layout=[{"path": "images"}]), "layout"),
+        (lambda d: d.update(base_novel=[20, 20]), "base_novel"),
+        (lambda d: d.update(name="other"), "name"),
+    ],
+)
 def test_bad_manifest_names_file_and_field(tmp_path, change, field):
     data = json.loads((MANIFEST_DIR / "dtd.json").read_text())
     change(data)

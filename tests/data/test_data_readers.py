@@ -1,4 +1,5 @@
 """Every reader on small datasets in the real layouts."""
+
 import json
 import os
 from pathlib import Path
@@ -32,8 +33,10 @@ def test_zhou_split_reader(tmp_path, mk, name):
     assert source.meta["generated_split"] is False
     for split in ("train", "val", "test"):
         items = source.splits[split]
-        assert [(Path(it.path).relative_to(tmp_path / folder / image_rel).as_posix(), it.label, it.classname)
-                for it in items] == [tuple(e) for e in data[split]]  # file order kept
+        assert [
+            (Path(it.path).relative_to(tmp_path / folder / image_rel).as_posix(), it.label, it.classname)
+            for it in items
+        ] == [tuple(e) for e in data[split]]  # file order kept
     ds = load_dataset(name, root=tmp_path, split="test")
     assert len(ds) == sum(SIZES["test"]) and ds.template == source.template
     image, label = ds[0]
@@ -78,8 +81,9 @@ def test_bad_split_files_say_where(tmp_path, mk):
 
 def test_generated_folder_split_is_50_20_30_with_conventions(tmp_path, mk):
     image_dir = tmp_path / "caltech-101" / "101_ObjectCategories"
-    mk.class_folders(image_dir, {"airplanes": 10, "BACKGROUND_Google": 4, "Faces": 7, "Faces_easy": 4,
-                                 "Leopards": 5, "accordion": 6})
+    mk.class_folders(
+        image_dir, {"airplanes": 10, "BACKGROUND_Google": 4, "Faces": 7, "Faces_easy": 4, "Leopards": 5, "accordion": 6}
+    )
     source = get_source("caltech101", root=tmp_path)
     assert source.meta["generated_split"] is True
     # sorted folder names (upper case first, as Python sorts), renamed, two folders dropped

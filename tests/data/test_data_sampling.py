@@ -1,4 +1,5 @@
 """Few-shot sampling and base/novel split against an independent re-implementation of docs/protocols.md §1."""
+
 import json
 import math
 import random
@@ -62,6 +63,7 @@ def test_selection_equals_the_official_algorithm(dtd, shots, seed):
 
 def test_deterministic_per_seed_and_seeds_differ(dtd):
     root, _ = dtd
+
     def pick(seed):
         return [it.path for it in load_dataset("dtd", root=root, shots=2, seed=seed).items]
 

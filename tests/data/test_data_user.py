@@ -1,4 +1,5 @@
 """A user's folder of class folders, or a CSV file, as a dataset."""
+
 import pytest
 
 from mmprompt_lab.data import get_source, load_dataset
@@ -12,8 +13,15 @@ def test_flat_folder(tmp_path, mk):
     ds = load_dataset("folder", root=tmp_path, split="train")
     assert ds.classnames == ["Dog", "cat", "zebra"]  # sorted
     assert [(it.label, it.path.split("/")[-1]) for it in ds.items] == [
-        (0, "Dog_0000.jpg"), (0, "Dog_0001.jpg"), (1, "cat_0000.jpg"), (1, "cat_0001.jpg"),
-        (1, "deep.png"), (2, "zebra_0000.jpg"), (2, "zebra_0001.jpg"), (2, "zebra_0002.jpg")]
+        (0, "Dog_0000.jpg"),
+        (0, "Dog_0001.jpg"),
+        (1, "cat_0000.jpg"),
+        (1, "cat_0001.jpg"),
+        (1, "deep.png"),
+        (2, "zebra_0000.jpg"),
+        (2, "zebra_0001.jpg"),
+        (2, "zebra_0002.jpg"),
+    ]
     assert [it.path for it in load_dataset("folder", root=tmp_path, split="test").items] == [it.path for it in ds.items]
     few = load_dataset("folder", root=tmp_path, shots=1, seed=1, subsample="base")
     assert few.classnames == ["Dog", "cat"] and sorted(few.labels) == [0, 1]
@@ -44,9 +52,11 @@ def test_folder_errors(tmp_path, mk):
 def test_csv_with_classnames_and_splits(tmp_path, mk):
     for name in ["x1", "x2", "y1", "y2"]:
         mk.jpeg(tmp_path / "img" / f"{name}.jpg")
-    (tmp_path / "data.csv").write_text("path,classname,split\n"
-                                       "img/y2.jpg,yak,train\nimg/x1.jpg,xerus,train\n"
-                                       "img/y1.jpg,yak,test\nimg/x2.jpg,xerus,test\n")
+    (tmp_path / "data.csv").write_text(
+        "path,classname,split\n"
+        "img/y2.jpg,yak,train\nimg/x1.jpg,xerus,train\n"
+        "img/y1.jpg,yak,test\nimg/x2.jpg,xerus,test\n"
+    )
     ds = load_dataset("csv", root=tmp_path / "data.csv", split="train")
     assert ds.classnames == ["xerus", "yak"]
     assert [(it.path.split("/")[-1], it.label) for it in ds.items] == [("x1.jpg", 0), ("y2.jpg", 1)]
@@ -61,13 +71,16 @@ def test_csv_with_labels(tmp_path, mk):
     assert ds.classnames == ["0", "1"] and ds.labels == [0, 1]
 
 
-@pytest.mark.parametrize("text, match", [
-    ("file,label\na.jpg,0\n", "header must have 'path'"),
-    ("path,label\na.jpg,zero\n", "line 2: label must be an integer"),
-    ("path,label\na.jpg,0\nb.jpg,2\n", "without gaps"),
-    ("path,label,classname\na.jpg,0,cat\nb.jpg,0,dog\n", "label 0 is both"),
-    ("path,classname,split\na.jpg,cat,training\n", "split must be one of"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("file,label\na.jpg,0\n", "header must have 'path'"),
+        ("path,label\na.jpg,zero\n", "line 2: label must be an integer"),
+        ("path,label\na.jpg,0\nb.jpg,2\n", "without gaps"),
+        ("path,label,classname\na.jpg,0,cat\nb.jpg,0,dog\n", "label 0 is both"),
+        ("path,classname,split\na.jpg,cat,training\n", "split must be one of"),
+    ],
+)
 def test_csv_errors(tmp_path, text, match):
     (tmp_path / "bad.csv").write_text(text)
     with pytest.raises(ValueError, match=match):

@@ -1,4 +1,5 @@
 """`data verify`: good and broken folders, clear text, never a stack trace."""
+
 import argparse
 import os
 import signal
@@ -15,8 +16,13 @@ SPLIT = "split_zhou_DescribableTextures.json"
 @pytest.fixture
 def data_root(tmp_path, mk):
     """A data root with a complete (small) DTD and FGVC-Aircraft."""
-    rows = mk.zhou_split(tmp_path / "dtd", "images", SPLIT, ["banded", "bubbly", "zigzag"],
-                         {"train": [2, 2, 2], "val": [1, 1, 1], "test": [1, 1, 1]})
+    rows = mk.zhou_split(
+        tmp_path / "dtd",
+        "images",
+        SPLIT,
+        ["banded", "bubbly", "zigzag"],
+        {"train": [2, 2, 2], "val": [1, 1, 1], "test": [1, 1, 1]},
+    )
     fgvc = tmp_path / "fgvc_aircraft"
     (fgvc / "variants.txt").parent.mkdir()
     (fgvc / "variants.txt").write_text("707-320\nA300B4\n")
@@ -100,6 +106,7 @@ def test_fifo_and_folder_in_a_split_are_reported_not_opened(data_root):
     os.mkfifo(fifo)
     folder.unlink()
     folder.mkdir()
+
     def hung(signum, frame):
         raise KeyboardInterrupt("verify opened the FIFO and hung")  # not an Exception: nothing swallows it
 

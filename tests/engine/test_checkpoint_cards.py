@@ -1,5 +1,6 @@
 """Checkpoints as PEFT-style folders: save_pretrained / from_pretrained / load_learner give identical
 logits for every learner, the JSON card says what a person needs, and cards are validated on load."""
+
 import json
 import logging
 
@@ -82,18 +83,21 @@ def test_from_pretrained_checks_the_method(saved):
 
 
 # ----------------------------------------------------------------------------- validation
-@pytest.mark.parametrize("changes,match", [
-    ({"classnames": "circle"}, r"key 'classnames' must be a non-empty list of class names"),
-    ({"classnames": ["circle", 3]}, r"key 'classnames' must be"),
-    ({"config": ["n_ctx", 4]}, r"key 'config' must be a JSON object"),
-    ({"config": {"n_ctxx": 4}}, r"key 'config': CoOpConfig has no option 'n_ctxx'. Did you mean 'n_ctx'"),
-    ({"config": {"n_ctx": "four"}}, r"key 'config': CoOpConfig.n_ctx expects an integer, got 'four'"),
-    ({"config": {"n_ctx": None}}, r"key 'config.n_ctx' is null"),
-    ({"method": "coopp"}, r"key 'method': unknown method 'coopp'"),
-    ({"backbone": 7}, r"key 'backbone' must be a backbone id"),
-    ({"backbone_sha256": "abc"}, r"key 'backbone_sha256' must be a sha256"),
-    ({"weights_sha256": None}, r"missing \['weights_sha256'\]"),
-])
+@pytest.mark.parametrize(
+    "changes,match",
+    [
+        ({"classnames": "circle"}, r"key 'classnames' must be a non-empty list of class names"),
+        ({"classnames": ["circle", 3]}, r"key 'classnames' must be"),
+        ({"config": ["n_ctx", 4]}, r"key 'config' must be a JSON object"),
+        ({"config": {"n_ctxx": 4}}, r"key 'config': CoOpConfig has no option 'n_ctxx'. Did you mean 'n_ctx'"),
+        ({"config": {"n_ctx": "four"}}, r"key 'config': CoOpConfig.n_ctx expects an integer, got 'four'"),
+        ({"config": {"n_ctx": None}}, r"key 'config.n_ctx' is null"),
+        ({"method": "coopp"}, r"key 'method': unknown method 'coopp'"),
+        ({"backbone": 7}, r"key 'backbone' must be a backbone id"),
+        ({"backbone_sha256": "abc"}, r"key 'backbone_sha256' must be a sha256"),
+        ({"weights_sha256": None}, r"missing \['weights_sha256'\]"),
+    ],
+)
 def test_bad_cards_get_one_clear_error_naming_file_and_key(saved, toyclip, changes, match):
     _, folder = saved
     path = edit_card(folder, **changes)

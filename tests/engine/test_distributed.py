@@ -1,4 +1,5 @@
 """DDP on CPU (gloo, 2 processes): data is sharded, ranks stay in sync, rank 0 writes the epoch checkpoint."""
+
 import json
 import os
 import socket
@@ -39,9 +40,16 @@ def test_ddp_two_cpu_processes(tmp_path):
     script = tmp_path / "ddp_fit.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "WORLD_SIZE": "2"}
-    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path)], cwd=os.getcwd(),
-                              env={**env, "RANK": str(r), "LOCAL_RANK": str(r)}, stderr=subprocess.PIPE, text=True)
-             for r in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path)],
+            cwd=os.getcwd(),
+            env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in range(2)
+    ]
     errors = [p.communicate(timeout=300)[1] for p in procs]
     assert all(p.returncode == 0 for p in procs), errors
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))

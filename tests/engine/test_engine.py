@@ -1,4 +1,5 @@
 """fit / evaluate / checkpoints on a tiny random CLIP and a small synthetic dataset."""
+
 import json
 import math
 
@@ -19,7 +20,7 @@ def _render(item: Item) -> Image.Image:
     rng = np.random.default_rng(item.key)
     img = np.full((40, 40, 3), 128, np.uint8)
     x, y = rng.integers(0, 20, size=2)
-    img[y:y + 20, x:x + 20] = COLOURS[item.classname]
+    img[y : y + 20, x : x + 20] = COLOURS[item.classname]
     return Image.fromarray(img)
 
 

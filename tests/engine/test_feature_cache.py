@@ -1,4 +1,5 @@
 """`fit(cache_views=K)`: cached frozen image features of K augmented views (docs/design.md §7)."""
+
 import pytest
 import torch
 

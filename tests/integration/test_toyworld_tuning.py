@@ -7,13 +7,16 @@ MaPLe get their official short recipe (5 epochs, batch 4); CoOp gets 30 epochs a
 official step count on a suite this size), without which its seed-to-seed spread exceeds its gain.
 The README has the three-seed tables for every suite.
 """
+
 import pytest
 
 import mmprompt_lab as mpl
 from mmprompt_lab.toyclip.model import DEFAULT_WEIGHTS
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not DEFAULT_WEIGHTS.exists(), reason="the shipped ToyCLIP weights are missing")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not DEFAULT_WEIGHTS.exists(), reason="the shipped ToyCLIP weights are missing"),
+]
 
 
 @pytest.fixture(scope="module")

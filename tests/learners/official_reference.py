@@ -2,6 +2,7 @@
 VisionTransformer.forward, ResidualAttentionBlock_IVLP), written against the raw open_clip modules
 at full context length and reading prompt tensors by their *official* names. The learners go through
 FrozenCLIP's step-wise, EOT-truncated runner; these do not, so agreement checks both."""
+
 import torch
 
 
@@ -17,7 +18,7 @@ def prompt_embeddings(model, tokenizer, prefix: str, classnames, ctx, n_ctx: int
     tokens = tokenizer(texts)  # (C, L)
     emb = model.token_embedding(tokens)  # (C, L, Dt)
     ctx = ctx.expand(len(texts), -1, -1) if ctx.ndim == 2 else ctx
-    return torch.cat([emb[:, :1], ctx, emb[:, 1 + n_ctx:]], dim=1), tokens
+    return torch.cat([emb[:, :1], ctx, emb[:, 1 + n_ctx :]], dim=1), tokens
 
 
 def text_features(model, prompts, tokens, deep: dict | None = None):
@@ -26,7 +27,7 @@ def text_features(model, prompts, tokens, deep: dict | None = None):
     for i, block in enumerate(model.transformer.resblocks):
         if deep and i in deep:
             m = deep[i].shape[0]
-            x = torch.cat([x[:, :1], deep[i].expand(x.shape[0], -1, -1), x[:, 1 + m:]], dim=1)
+            x = torch.cat([x[:, :1], deep[i].expand(x.shape[0], -1, -1), x[:, 1 + m :]], dim=1)
         x = block(x, attn_mask=model.attn_mask)
     x = model.ln_final(x)
     return x[torch.arange(x.shape[0]), tokens.argmax(dim=-1)] @ model.text_projection  # (N, E)

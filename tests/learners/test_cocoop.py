@@ -1,4 +1,5 @@
 """CoCoOp: parity with the official per-image loop (logits, gradients), conditional text, widths."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,8 +11,13 @@ from tests.learners import official_reference as ref
 
 def official_shapes(clip, m=4):
     e, h, dt = clip.embed_dim, clip.embed_dim // 16, clip.text_width
-    return {"ctx": (m, dt), "meta_net.linear1.weight": (h, e), "meta_net.linear1.bias": (h,),
-            "meta_net.linear2.weight": (dt, h), "meta_net.linear2.bias": (dt,)}
+    return {
+        "ctx": (m, dt),
+        "meta_net.linear1.weight": (h, e),
+        "meta_net.linear1.bias": (h,),
+        "meta_net.linear2.weight": (dt, h),
+        "meta_net.linear2.bias": (dt,),
+    }
 
 
 def official_logits(clip, images, sd):
@@ -19,12 +25,16 @@ def official_logits(clip, images, sd):
     model = clip.model
     img = ref.image_features(model, images)
     img = img / img.norm(dim=-1, keepdim=True)
-    h = F.linear(F.relu(F.linear(img, sd["meta_net.linear1.weight"], sd["meta_net.linear1.bias"])),
-                 sd["meta_net.linear2.weight"], sd["meta_net.linear2.bias"])  # (B, Dt)
+    h = F.linear(
+        F.relu(F.linear(img, sd["meta_net.linear1.weight"], sd["meta_net.linear1.bias"])),
+        sd["meta_net.linear2.weight"],
+        sd["meta_net.linear2.bias"],
+    )  # (B, Dt)
     rows = []
     for f_b, pi_b in zip(img, h, strict=True):
-        prompts, tokens = ref.prompt_embeddings(model, clip.tokenizer, "a photo of a", CLASSNAMES,
-                                                sd["ctx"] + pi_b, sd["ctx"].shape[0])
+        prompts, tokens = ref.prompt_embeddings(
+            model, clip.tokenizer, "a photo of a", CLASSNAMES, sd["ctx"] + pi_b, sd["ctx"].shape[0]
+        )
         rows.append(ref.logits(model, f_b[None], ref.text_features(model, prompts, tokens))[0])
     return torch.stack(rows)  # (B, C)
 

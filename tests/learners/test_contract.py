@@ -1,5 +1,6 @@
 """One contract for every registered learner (docs/design.md), on a tiny random CLIP whose
 text and vision widths and depths differ."""
+
 import pytest
 import torch
 
@@ -8,8 +9,14 @@ from mmprompt_lab.learners.prompts import PromptTokens
 from tests.conftest import CLASSNAMES
 
 # Small depths so every deep method fits the tiny model (3 text / 4 vision blocks).
-TINY = {"maple": dict(depth=3), "ivlp": dict(text_depth=3, vision_depth=3), "vpt": dict(depth=3),
-        "dcp": dict(depth=2), "mudpt": dict(depth=3), "map_dafe": dict(depth=3)}
+TINY = {
+    "maple": dict(depth=3),
+    "ivlp": dict(text_depth=3, vision_depth=3),
+    "vpt": dict(depth=3),
+    "dcp": dict(depth=2),
+    "mudpt": dict(depth=3),
+    "map_dafe": dict(depth=3),
+}
 TRAINABLE = [n for n in list_learners() if n != "zeroshot"]
 
 
@@ -137,8 +144,11 @@ def _depends(grads) -> list[bool]:
 
 @pytest.mark.parametrize("name,overrides", CAPABILITY_CASES)
 def test_declared_capabilities_are_true(name, overrides, tiny_clip, images):
-    learner = make(name, tiny_clip) if not overrides else create_learner(name, tiny_clip, CLASSNAMES,
-                                                                         **{**TINY.get(name, {}), **overrides})
+    learner = (
+        make(name, tiny_clip)
+        if not overrides
+        else create_learner(name, tiny_clip, CLASSNAMES, **{**TINY.get(name, {}), **overrides})
+    )
     assert learner.has_text_prompts == isinstance(getattr(learner, "prompts", None), PromptTokens)
     assert learner.records_cross_attention == any(hasattr(m, "record") for m in learner.modules())
     assert learner.extra_loss_terms == (type(learner).training_loss is not PromptLearner.training_loss)
@@ -154,8 +164,14 @@ def test_declared_capabilities_are_true(name, overrides, tiny_clip, images):
     if learner.conditional:  # text features depend on the images: the towers are coupled by definition
         assert learner.couples_towers
     elif params:
-        both = [a and b for a, b in zip(_depends(_grads(learner.encode_image(images), params)),
-                                        _depends(_grads(learner.encode_text(), params)), strict=True)]
+        both = [
+            a and b
+            for a, b in zip(
+                _depends(_grads(learner.encode_image(images), params)),
+                _depends(_grads(learner.encode_text(), params)),
+                strict=True,
+            )
+        ]
         assert any(both) == learner.couples_towers, "couples_towers disagrees with the gradients"
     else:
         assert not learner.couples_towers
@@ -179,9 +195,13 @@ def test_no_tensors_kept_between_calls(name, tiny_clip, images):
             return any(tensors(v) for v in value.values())
         return False
 
-    stashed = [(mod_name, key) for mod_name, module in learner.named_modules() if not mod_name.startswith("clip")
-               for key, value in vars(module).items()
-               if key not in ("_parameters", "_buffers", "_modules") and tensors(value)]
+    stashed = [
+        (mod_name, key)
+        for mod_name, module in learner.named_modules()
+        if not mod_name.startswith("clip")
+        for key, value in vars(module).items()
+        if key not in ("_parameters", "_buffers", "_modules") and tensors(value)
+    ]
     assert not stashed, f"tensors kept on the learner between calls: {stashed}"
 
 

@@ -1,5 +1,6 @@
 """DCP (CMPA): parity with an independent transcription of the released forward, the text_writeback
 and fusing flags, batch coupling, shapes."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -18,9 +19,22 @@ def make(clip, seed=0, **overrides):
 def mha(module, q, kv):
     """The released code's call: nn.MultiheadAttention in its (L, N, D) layout, written out."""
     q, kv = q.transpose(0, 1), kv.transpose(0, 1)  # (M, G, D)
-    out, _ = F.multi_head_attention_forward(q, kv, kv, q.shape[-1], module.num_heads, module.in_proj_weight,
-                                            module.in_proj_bias, None, None, False, 0.0,
-                                            module.out_proj.weight, module.out_proj.bias, need_weights=False)
+    out, _ = F.multi_head_attention_forward(
+        q,
+        kv,
+        kv,
+        q.shape[-1],
+        module.num_heads,
+        module.in_proj_weight,
+        module.in_proj_bias,
+        None,
+        None,
+        False,
+        0.0,
+        module.out_proj.weight,
+        module.out_proj.bias,
+        need_weights=False,
+    )
     return out.transpose(0, 1)  # (G, M, D)
 
 
@@ -33,14 +47,14 @@ def official_logits(learner, images):
     counter = 0
     for i in range(max(clip.text_depth, clip.vision_depth)):
         if i > 0 and counter <= cfg.depth - 1:
-            vc, tc = v[:, -m:].mean(0, keepdim=True), t[:, 1:1 + m].mean(0, keepdim=True)  # (1, M, ·)
+            vc, tc = v[:, -m:].mean(0, keepdim=True), t[:, 1 : 1 + m].mean(0, keepdim=True)  # (1, M, ·)
             nv = vc + mha(pa.attn_v, pa.ln1_v(pa.proj_t2v(tc)), pa.ln1_v(vc))
             nv = nv + pa.mlp_v(pa.ln2_v(nv))
             v = torch.cat([v[:, :-m], nv.expand(len(images), -1, -1)], 1)
             if cfg.text_writeback:  # the paper; the released code drops this result
                 nt = tc + mha(pa.attn_t, pa.ln1_t(pa.proj_v2t(vc)), pa.ln1_t(tc))
                 nt = nt + pa.mlp_t(pa.ln2_t(nt))
-                t = torch.cat([t[:, :1], nt.expand(len(t), -1, -1), t[:, 1 + m:]], 1)
+                t = torch.cat([t[:, :1], nt.expand(len(t), -1, -1), t[:, 1 + m :]], 1)
             counter += 1
         if i < clip.text_depth:
             t = clip.text_blocks[i](t, attn_mask=clip.text.attn_mask)
@@ -90,8 +104,10 @@ def test_mean_fusing_couples_batch_mates_per_sample_does_not(tiny_clip, images):
             torch.testing.assert_close(alone, mixed, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("fusing,writeback,text_shape", [("mean", True, (4, 48)), ("per_sample", True, (3, 4, 48)),
-                                                         ("per_sample", False, (4, 48))])
+@pytest.mark.parametrize(
+    "fusing,writeback,text_shape",
+    [("mean", True, (4, 48)), ("per_sample", True, (3, 4, 48)), ("per_sample", False, (4, 48))],
+)
 def test_shapes(tiny_clip, images, fusing, writeback, text_shape):
     learner = make(tiny_clip, fusing=fusing, text_writeback=writeback).eval()
     with torch.no_grad():
@@ -119,8 +135,9 @@ def test_text_or_image_alone_raises(tiny_clip, images):
 
 def test_per_layer_cmpa_and_official_import(tiny_clip, images):
     shared, per_layer = make(tiny_clip), make(tiny_clip, shared_cmpa=False, seed=1)
-    assert len(per_layer.cmpa) == 2 and per_layer.num_trainable() - shared.num_trainable() == \
-        sum(p.numel() for p in shared.cmpa.parameters())
+    assert len(per_layer.cmpa) == 2 and per_layer.num_trainable() - shared.num_trainable() == sum(
+        p.numel() for p in shared.cmpa.parameters()
+    )
     source = make(tiny_clip, shared_cmpa=False, seed=2)
     ours = dict(source.named_parameters())
     state = {k: ours[v].detach().clone() for k, v in source.official_names().items()}

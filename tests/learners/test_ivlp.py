@@ -1,4 +1,5 @@
 """IVLP: parity with the official forward (logits and gradients), token layout, text-only mode."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -60,8 +61,9 @@ def test_language_only_leaves_image_tower_untouched(tiny_clip, images, off):
     assert not any(k.startswith("image_encoder") for k in learner.official_names())
     assert learner.num_trainable() == 4 * tiny_clip.text_width * 3
     with torch.no_grad():
-        torch.testing.assert_close(learner.encode_image(images), tiny_clip.model.encode_image(images),
-                                   rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            learner.encode_image(images), tiny_clip.model.encode_image(images), rtol=1e-5, atol=1e-5
+        )
 
 
 def test_depth_errors(tiny_clip):
@@ -73,4 +75,3 @@ def test_depth_errors(tiny_clip):
         create_learner("ivlp", tiny_clip, CLASSNAMES, text_depth=0)
     default = create_learner("ivlp", tiny_clip, CLASSNAMES)  # None → official 9 of 12 blocks, scaled
     assert (default.config.text_depth, default.config.vision_depth) == (2, 3)
-

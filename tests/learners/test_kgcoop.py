@@ -1,4 +1,5 @@
 """KgCoOp: the knowledge-guided term against hand computations (docs/methods.md §11)."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -32,8 +33,9 @@ def test_regulariser_vanishes_when_the_context_is_the_hand_template(tiny_clip):
 @pytest.mark.parametrize("kg_loss", ["cosine", "l2"])
 def test_terms_equal_a_hand_computation(kg_loss, tiny_clip, images):
     template = "a photo of the {} shape."
-    learner = create_learner("kgcoop", tiny_clip, CLASSNAMES, seed=1, ctx_init="", templates=(template,),
-                             kg_loss=kg_loss).eval()
+    learner = create_learner(
+        "kgcoop", tiny_clip, CLASSNAMES, seed=1, ctx_init="", templates=(template,), kg_loss=kg_loss
+    ).eval()
     with torch.no_grad():
         terms, logits = learner.loss_terms(images, LABELS)
         w = F.normalize(learner.encode_text(), dim=-1)  # (C, E)
@@ -83,8 +85,11 @@ def test_scoring_keeps_the_trained_prompts(method, tiny_clip):
     """The pipeline rebuilds learners with a `templates` field for each test set's template; the
     rebuilt scorer must carry the trained state and config, not a fresh initialisation."""
     test = load_dataset("toyworld/patterns", split="test", seed=1)
-    learner = create_learner(method, tiny_clip, test.classnames, seed=1, n_ctx_text=2) if method == "promptsrc" \
+    learner = (
+        create_learner(method, tiny_clip, test.classnames, seed=1, n_ctx_text=2)
+        if method == "promptsrc"
         else create_learner(method, tiny_clip, test.classnames, seed=1, ctx_init="", n_ctx=3)
+    )
     with torch.no_grad():
         for p in learner.trainable_parameters():
             p.add_(1.0)  # "trained"

@@ -1,5 +1,6 @@
 """MAP-DAFE (our design): zero gates = plain deep prompting, the template never reads the prompts,
 gate variants, the documented trainable count."""
+
 import re
 
 import pytest
@@ -21,7 +22,7 @@ def deep_prompting_states(learner, images):
     → final text states (C, L, Dt), vision states (B, T, Dv)."""
     clip, cfg, tok = learner.clip, learner.config, learner.prompts
     n_v = cfg.n_ctx_vision
-    t = torch.cat([tok.embeddings[c:c + 1] for c in range(len(tok.classnames))])  # (C, L, Dt)
+    t = torch.cat([tok.embeddings[c : c + 1] for c in range(len(tok.classnames))])  # (C, L, Dt)
     for c in range(t.shape[0]):
         t[c, tok.slots[c]] = learner.ctx
     t = t + clip.text.positional_embedding
@@ -48,7 +49,7 @@ def test_zero_gates_equal_plain_deep_prompting(tiny_clip, images):
     with torch.no_grad():
         for learner, same in ((exact, True), (default, False)):
             (t, v), (rt, rv) = learner_states(learner, images), deep_prompting_states(learner, images)
-            rt = rt[:, :t.shape[1]]  # the learner cuts the text after the last EOT (exact: causal)
+            rt = rt[:, : t.shape[1]]  # the learner cuts the text after the last EOT (exact: causal)
             if same:
                 torch.testing.assert_close(t, rt, rtol=1e-5, atol=1e-5)
                 torch.testing.assert_close(v, rv, rtol=1e-5, atol=1e-5)
@@ -62,7 +63,7 @@ def test_layout_prompts_after_template_before_eot(tiny_clip):
     assert len(lengths) > 1  # class names of different lengths: the slots differ per class
     for c, name in enumerate(CLASSNAMES):
         template = tiny_clip.tokenizer.encode(f"a photo of a {name.replace('_', ' ')}.")
-        assert tok.tokens[c, 1:1 + len(template)].tolist() == template
+        assert tok.tokens[c, 1 : 1 + len(template)].tolist() == template
         assert tok.slots[c].tolist() == list(range(1 + len(template), 1 + len(template) + 4))
         assert tok.eot[c] == tok.slots[c, -1] + 1
 
@@ -79,6 +80,7 @@ def test_template_states_are_zero_shot_clips(tiny_clip):
             t, v = hook(i, t, v)
             seen.append(t)
             return t, v
+
         x, mask = tiny_clip.start_text(embeddings, eot)
         return seen + [tiny_clip.run(x, None, record, text_mask=mask)[0]]  # every block input, final output
 

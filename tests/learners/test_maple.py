@@ -1,5 +1,6 @@
 """MaPLe's named recipe "transfer" (cross-dataset / domain generalisation): the preset mechanism of the
 learner base, the experiment spec, `tune --preset` and `run --preset`."""
+
 import json
 
 import pytest
@@ -51,16 +52,59 @@ def test_tune_and_run_select_the_preset_by_name(tmp_path, capsys):
     from mmprompt_lab.cli import main
 
     out = tmp_path / "tune"
-    assert main(["tune", "--method", "maple", "--preset", "transfer", "--shots", "1", "--pretrained", "random",
-                 "--no-zeroshot", "--no-progress", "--out", str(out), "--json"]) == 0
+    assert (
+        main(
+            [
+                "tune",
+                "--method",
+                "maple",
+                "--preset",
+                "transfer",
+                "--shots",
+                "1",
+                "--pretrained",
+                "random",
+                "--no-zeroshot",
+                "--no-progress",
+                "--out",
+                str(out),
+                "--json",
+            ]
+        )
+        == 0
+    )
     card = json.loads((out / "learner.json").read_text())
     assert card["config"]["depth"] == 1  # ToyCLIP: 3 of 12 blocks → 1 of 4
     assert card["spec"]["preset"] == "transfer" and len(card["history"]["epoch_loss"]) == 2
     capsys.readouterr()
     runs = tmp_path / "runs"
-    assert main(["run", "domain-generalisation", "--methods", "zeroshot", "maple", "--preset", "transfer",
-                 "--seeds", "1", "--shots", "1", "--test-per-class", "1", "--targets", "toyworld/shapes-sketch",
-                 "--pretrained", "random", "--no-figure", "--out", str(runs)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "domain-generalisation",
+                "--methods",
+                "zeroshot",
+                "maple",
+                "--preset",
+                "transfer",
+                "--seeds",
+                "1",
+                "--shots",
+                "1",
+                "--test-per-class",
+                "1",
+                "--targets",
+                "toyworld/shapes-sketch",
+                "--pretrained",
+                "random",
+                "--no-figure",
+                "--out",
+                str(runs),
+            ]
+        )
+        == 0
+    )
     maple = json.loads((runs / "domain_generalisation-maple.json").read_text())
     assert maple["config"]["preset"] == "transfer"
     assert "preset" not in json.loads((runs / "domain_generalisation-zeroshot.json").read_text())["config"]

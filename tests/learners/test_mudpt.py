@@ -1,5 +1,6 @@
 """MuDPT: the cut prefix ("of a" dropped), bi-directional fusion per layer in both variants, gradients,
 and a from-scratch re-implementation of the released (linear) forward."""
+
 import pytest
 import torch
 
@@ -22,7 +23,7 @@ def test_only_the_first_n_words_of_the_phrase_are_the_prefix(tiny_clip):
     learner = make(tiny_clip, n_ctx=2)
     tok = tiny_clip.tokenizer
     ids = learner.prompts.tokens[0]  # "circle"
-    words = [tok.decoder[int(i)].replace("</w>", "") for i in ids[1:int(learner.prompts.eot[0])]]
+    words = [tok.decoder[int(i)].replace("</w>", "") for i in ids[1 : int(learner.prompts.eot[0])]]
     assert words == ["a", "photo", "circle", "."]  # "of a" is dropped, unlike MaPLe
     assert learner.prompts.slots[0].tolist() == [1, 2]
     expected = tiny_clip.token_embedding(torch.tensor(tok.encode("a photo")))
@@ -51,8 +52,9 @@ def test_text_prompt_at_layer_j_is_fused_with_vision_prompt_j(fusion, tiny_clip)
         x, _ = tiny_clip.start_text(emb, eot)
         t, _ = learner.layer(1, x, None, state)
         expected = learner.deep_text[0] + learner.v2t(learner.deep_vision)[0]
-        torch.testing.assert_close(gather_slots(t, learner.prompts.slots), expected.expand(len(CLASSNAMES), -1, -1),
-                                   rtol=0, atol=0)
+        torch.testing.assert_close(
+            gather_slots(t, learner.prompts.slots), expected.expand(len(CLASSNAMES), -1, -1), rtol=0, atol=0
+        )
         before = learner.encode_text()
         learner.vision_ctx += 1.0  # V_0 never reaches the text tower (no vision term at layer 0)
         torch.testing.assert_close(learner.encode_text(), before, rtol=0, atol=0)
@@ -106,12 +108,12 @@ def reference_released_forward(learner, images):
     tokens = clip.tokenize(["a photo " + c + "." for c in names])
     emb = clip.token_embedding(tokens)
     ctx = learner.ctx[None].expand(len(names), -1, -1)
-    x = torch.cat([emb[:, :1], ctx, emb[:, 1 + n:]], 1) + model.positional_embedding
+    x = torch.cat([emb[:, :1], ctx, emb[:, 1 + n :]], 1) + model.positional_embedding
     text_deep = learner.deep_text + learner.v2t(learner.deep_vision)  # T_j + v2t(V_j)
     vision_deep = learner.t2v(learner.deep_text) + learner.deep_vision  # t2v(T_j) + V_j
     for i, block in enumerate(model.transformer.resblocks):
         if 1 <= i < depth:
-            x = torch.cat([x[:, :1], text_deep[i - 1].expand(x.shape[0], -1, -1), x[:, 1 + n:]], 1)
+            x = torch.cat([x[:, :1], text_deep[i - 1].expand(x.shape[0], -1, -1), x[:, 1 + n :]], 1)
         x = block(x, attn_mask=model.attn_mask)
     x = model.ln_final(x)
     text = x[torch.arange(len(names)), tokens.argmax(-1)] @ model.text_projection

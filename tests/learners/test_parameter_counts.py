@@ -1,6 +1,7 @@
 """Trainable parameter counts on a random-weight ViT-B-16-quickgelu equal the ones stated in each
 learner's docstring and the README (official counts where the method has released code; docs/methods.md).
 Every registered learner must have a row here: a new learner without one fails."""
+
 import pytest
 
 from mmprompt_lab.learners import create_learner, list_learners

@@ -1,5 +1,6 @@
 """The shared prompt machinery (learners/prompts.py): slot layout, class names with template braces
 (#17 item 7), context layouts and their explicit word-init flag, and the one-way imports."""
+
 import ast
 import pathlib
 
@@ -11,8 +12,14 @@ import mmprompt_lab.learners as learners_pkg
 from mmprompt_lab.learners import create_learner, get_learner_class, list_learners
 from mmprompt_lab.learners.prompts import PromptTokens, coop_layout, deep_text_layout
 
-TINY = {"maple": dict(depth=3), "ivlp": dict(text_depth=3, vision_depth=3), "vpt": dict(depth=3),
-        "dcp": dict(depth=2), "mudpt": dict(depth=3), "map_dafe": dict(depth=3)}
+TINY = {
+    "maple": dict(depth=3),
+    "ivlp": dict(text_depth=3, vision_depth=3),
+    "vpt": dict(depth=3),
+    "dcp": dict(depth=2),
+    "mudpt": dict(depth=3),
+    "map_dafe": dict(depth=3),
+}
 BRACES = ["{ctx}", "{}", "plain"]
 PLAIN = ["x", "y", "plain"]
 
@@ -25,7 +32,7 @@ def test_braces_in_class_names_are_plain_text(tiny_clip):
     for c, name in enumerate(names):
         words = tok.encode(name)
         expected = [tok.sot_token_id] + 2 * x + words + 2 * x + tok.encode(".") + [tok.eot_token_id]
-        assert prompts.tokens[c, :len(expected)].tolist() == expected
+        assert prompts.tokens[c, : len(expected)].tolist() == expected
         assert prompts.slots[c].tolist() == [1, 2, 3 + len(words), 4 + len(words)]
         assert int(prompts.eot[c]) == len(expected) - 1
 
@@ -43,14 +50,15 @@ def test_class_names_with_braces_keep_the_slots(name, tiny_clip, images):
     fill = a.tokens[2, a.slots[2]]
     for c in range(len(BRACES)):  # every class: its slots hold the fill words, and the name survives as text
         assert torch.equal(a.tokens[c, a.slots[c]], fill)
-        literal = [t for k, t in enumerate(a.tokens[c, 1:int(a.eot[c])].tolist(), 1) if k not in a.slots[c]]
+        literal = [t for k, t in enumerate(a.tokens[c, 1 : int(a.eot[c])].tolist(), 1) if k not in a.slots[c]]
         assert BRACES[c] in tiny_clip.tokenizer.decode(literal).replace(" ", "")  # decode spaces out BPE pieces
     assert torch.equal(a.tokens[2], b.tokens[2]) and torch.equal(a.slots[2], b.slots[2])
     # the text is cut after the longest EOT, so the two batches differ in length: equal up to rounding
     with torch.no_grad():
         if braces.conditional and braces.image_conditioned_text:  # per class and image: compare "plain"
-            torch.testing.assert_close(braces.encode(images)[1][:, 2], plain.encode(images)[1][:, 2],
-                                       rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(
+                braces.encode(images)[1][:, 2], plain.encode(images)[1][:, 2], rtol=1e-5, atol=1e-6
+            )
         elif not braces.conditional:  # (dcp's "mean" fusing averages over the classes: slots only)
             torch.testing.assert_close(braces.encode_text()[2], plain.encode_text()[2], rtol=1e-5, atol=1e-6)
 
@@ -76,9 +84,12 @@ def test_layouts_declare_word_init(tiny_clip):
     x = coop_layout(tiny_clip, "end", 4, "X marks the spot")
     assert x.word_initialised and x.words[0] == "x"
     prompts = x.tokens(tiny_clip, ["circle"])
-    torch.testing.assert_close(x.context(prompts, 4, tiny_clip.text_width).detach(),
-                               tiny_clip.token_embedding(torch.tensor(tiny_clip.tokenizer.encode("X marks the spot"))),
-                               rtol=0, atol=0)
+    torch.testing.assert_close(
+        x.context(prompts, 4, tiny_clip.text_width).detach(),
+        tiny_clip.token_embedding(torch.tensor(tiny_clip.tokenizer.encode("X marks the spot"))),
+        rtol=0,
+        atol=0,
+    )
 
 
 def test_no_learner_imports_another_learner():

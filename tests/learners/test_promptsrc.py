@@ -1,5 +1,6 @@
 """PromptSRC: the self-regulating terms against hand computations, gradients, Gaussian prompt
 aggregation after `fit`, and bit-identical resume (docs/methods.md §12)."""
+
 import json
 
 import numpy as np
@@ -26,8 +27,10 @@ def make(tiny_clip, seed=1, **overrides):
 def hand_reference(clip, templates):
     """ŵ⁰ by hand through the unmodified open_clip model: normalise(mean_k g⁰(template_k(c))), (C, E)."""
     with torch.no_grad():
-        feats = [clip.model.encode_text(clip.tokenize([t.format(c.replace("_", " ")) for c in CLASSNAMES]))
-                 for t in templates]  # K × (C, E)
+        feats = [
+            clip.model.encode_text(clip.tokenize([t.format(c.replace("_", " ")) for c in CLASSNAMES]))
+            for t in templates
+        ]  # K × (C, E)
     return F.normalize(torch.stack(feats).mean(0), dim=-1), torch.stack(feats)
 
 
@@ -43,10 +46,12 @@ def test_terms_equal_a_hand_computation(tiny_clip, images):
         s = tiny_clip.model.logit_scale.exp()
         z0 = s * f0 @ w0.t()  # (B, C)
         p0, log_p0, log_p = z0.softmax(-1), z0.log_softmax(-1), z.log_softmax(-1)
-        expected = {"ce": F.cross_entropy(s * f @ w.t(), LABELS),
-                    "text": 25 * (w - w0).abs().mean(),
-                    "image": 10 * (f - f0).abs().mean(),
-                    "logits": (p0 * (log_p0 - log_p)).sum() / (3 * len(CLASSNAMES))}
+        expected = {
+            "ce": F.cross_entropy(s * f @ w.t(), LABELS),
+            "text": 25 * (w - w0).abs().mean(),
+            "image": 10 * (f - f0).abs().mean(),
+            "logits": (p0 * (log_p0 - log_p)).sum() / (3 * len(CLASSNAMES)),
+        }
         torch.testing.assert_close(z, learner(images), rtol=0, atol=0)
         for key, value in expected.items():
             torch.testing.assert_close(terms[key], value, rtol=1e-4, atol=1e-6, msg=key)
@@ -67,8 +72,12 @@ def test_each_term_reaches_only_its_own_prompts(tiny_clip, images):
     params = [p for n, p in learner.named_parameters() if p.requires_grad]
     terms, _ = learner.loss_terms(images, LABELS)
     text_side = [n.startswith(TEXT) for n in names]
-    for key, reaches_text, reaches_vision in (("text", True, False), ("image", False, True),
-                                              ("logits", True, True), ("ce", True, True)):
+    for key, reaches_text, reaches_vision in (
+        ("text", True, False),
+        ("image", False, True),
+        ("logits", True, True),
+        ("ce", True, True),
+    ):
         grads = torch.autograd.grad(terms[key], params, retain_graph=True, allow_unused=True)
         moved = [g is not None and bool(g.abs().sum() > 0) for g in grads]
         text_moved = [m for m, t in zip(moved, text_side, strict=True) if t]
@@ -130,8 +139,7 @@ def test_gpa_weights_official_and_scaled(tiny_clip):
 
 # ---------------------------------------------------------------------------- GPA through fit
 def _fit(tiny_clip, epochs=3, **kw):
-    learner = create_learner("promptsrc", tiny_clip, list(COLOURS), seed=0, ensemble="own", gpa_mean=2.0,
-                             gpa_std=1.0)
+    learner = create_learner("promptsrc", tiny_clip, list(COLOURS), seed=0, ensemble="own", gpa_mean=2.0, gpa_std=1.0)
     history = fit(learner, blobs(4), epochs=epochs, batch_size=8, lr=0.05, seed=3, progress=False, **kw)
     return learner, history
 
@@ -141,11 +149,18 @@ def _flat(learner):
 
 
 def test_the_learner_after_fit_is_the_gaussian_weighted_mean_of_the_epochs(tiny_clip):
-    learner = create_learner("promptsrc", tiny_clip, list(COLOURS), seed=0, ensemble="own", gpa_mean=2.0,
-                             gpa_std=1.0)
+    learner = create_learner("promptsrc", tiny_clip, list(COLOURS), seed=0, ensemble="own", gpa_mean=2.0, gpa_std=1.0)
     per_epoch = []  # θ_e after the last step of each epoch, before any aggregation
-    fit(learner, blobs(), epochs=3, batch_size=8, lr=0.05, seed=3, progress=False,
-        on_step=lambda s: per_epoch.append(_flat(learner)) if s.step % s.steps_per_epoch == 0 else None)
+    fit(
+        learner,
+        blobs(),
+        epochs=3,
+        batch_size=8,
+        lr=0.05,
+        seed=3,
+        progress=False,
+        on_step=lambda s: per_epoch.append(_flat(learner)) if s.step % s.steps_per_epoch == 0 else None,
+    )
     assert len(per_epoch) == 3 and not torch.equal(per_epoch[1], per_epoch[2])
     e = np.arange(1, 4)
     g = np.exp(-0.5 * (e - 2.0) ** 2)
@@ -159,8 +174,16 @@ def test_the_learner_after_fit_is_the_gaussian_weighted_mean_of_the_epochs(tiny_
 def test_without_gpa_the_last_epoch_is_kept(tiny_clip):
     last = []
     learner = create_learner("promptsrc", tiny_clip, list(COLOURS), seed=0, ensemble="own", gpa=False)
-    fit(learner, blobs(), epochs=2, batch_size=8, lr=0.05, seed=3, progress=False,
-        on_step=lambda s: last.append(_flat(learner)))
+    fit(
+        learner,
+        blobs(),
+        epochs=2,
+        batch_size=8,
+        lr=0.05,
+        seed=3,
+        progress=False,
+        on_step=lambda s: last.append(_flat(learner)),
+    )
     assert torch.equal(_flat(learner), last[-1]) and not learner.gpa_sum.any()
 
 

@@ -1,5 +1,6 @@
 """UPT: token layout, the mixer's paper/code semantics, vision insertion after CLS and ln_pre, and a
 from-scratch re-implementation of the released MVLPT forward."""
+
 import math
 
 import pytest
@@ -21,7 +22,7 @@ def test_class_words_sit_between_the_context_halves(tiny_clip):
     learner = make(tiny_clip, n_ctx=4)
     tok = tiny_clip.tokenizer
     ids = learner.prompts.tokens[2]  # "sea_lion"
-    words = [tok.decoder[int(i)].replace("</w>", "") for i in ids[1:int(learner.prompts.eot[2])]]
+    words = [tok.decoder[int(i)].replace("</w>", "") for i in ids[1 : int(learner.prompts.eot[2])]]
     assert words == ["x", "x", "sea", "lion", "x", "x", "."]
     assert learner.prompts.slots[2].tolist() == [1, 2, 5, 6]
 
@@ -81,7 +82,7 @@ def reference_released_forward(learner, images):
     v = torch.cat([learner.vision_ctx, learner.deep_vision]).reshape(1, -1, clip.vision_width)
     z = torch.cat([learner.text_pre(learner.ctx[None]), learner.vision_pre(v)], dim=1)[0]  # (N, d)
     h = mix.ln_1(z)  # attention over one token: softmax = 1, output = out_proj(value)
-    w_v, b_v = mix.attn.in_proj_weight[2 * z.shape[1]:], mix.attn.in_proj_bias[2 * z.shape[1]:]
+    w_v, b_v = mix.attn.in_proj_weight[2 * z.shape[1] :], mix.attn.in_proj_bias[2 * z.shape[1] :]
     z = z + mix.attn.out_proj(F.linear(h, w_v, b_v))
     z = z + mix.mlp(mix.ln_2(z))
     ctx = learner.text_post(z[:m])
@@ -93,8 +94,8 @@ def reference_released_forward(learner, images):
     rows = []
     for k, c in enumerate(names):
         n = len(clip.tokenizer.encode(c))
-        suffix = emb[k, 1 + m:]
-        rows.append(torch.cat([emb[k, :1], ctx[:m // 2], suffix[:n], ctx[m // 2:], suffix[n:]]))
+        suffix = emb[k, 1 + m :]
+        rows.append(torch.cat([emb[k, :1], ctx[: m // 2], suffix[:n], ctx[m // 2 :], suffix[n:]]))
     x = torch.stack(rows) + model.positional_embedding
     x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask))
     text = x[torch.arange(len(names)), tokens.argmax(-1)] @ model.text_projection
@@ -106,7 +107,7 @@ def reference_released_forward(learner, images):
     y = torch.cat([y[:, :1], vis[0].expand(y.shape[0], -1, -1), y[:, 1:]], 1)
     for i, block in enumerate(vis_model.transformer.resblocks):
         if i > 0:
-            y = torch.cat([y[:, :1], vis[i].expand(y.shape[0], -1, -1), y[:, 1 + m:]], 1)
+            y = torch.cat([y[:, :1], vis[i].expand(y.shape[0], -1, -1), y[:, 1 + m :]], 1)
         y = block(y)
     image = vis_model.ln_post(y[:, 0]) @ vis_model.proj
     image, text = F.normalize(image, dim=-1), F.normalize(text, dim=-1)

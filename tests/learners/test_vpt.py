@@ -1,4 +1,5 @@
 """VPT-deep: parity with the official forward, fixed text, depth rules, official names."""
+
 import pytest
 import torch
 
@@ -20,8 +21,9 @@ def test_matches_official_forward(tiny_clip, images, depth):
     assert learner.load_official_state_dict(sd) == []
     model = tiny_clip.model
     with torch.no_grad():
-        prompts, tokens = ref.prompt_embeddings(model, tiny_clip.tokenizer, "a photo of a", CLASSNAMES,
-                                                torch.zeros(0, tiny_clip.text_width), 0)
+        prompts, tokens = ref.prompt_embeddings(
+            model, tiny_clip.tokenizer, "a photo of a", CLASSNAMES, torch.zeros(0, tiny_clip.text_width), 0
+        )
         expected = ref.logits(model, ref.image_features(model, images, sd), ref.text_features(model, prompts, tokens))
         torch.testing.assert_close(learner(images), expected, rtol=1e-5, atol=1e-5)
         # the prompts matter: without them the image features differ

@@ -1,4 +1,5 @@
 """Aggregator arithmetic on constructed results files with known answers, and the published numbers."""
+
 import json
 
 import pytest
@@ -9,9 +10,17 @@ from mmprompt_lab.protocols.published import published_value
 
 
 def results(protocol, method, records, backbone="toyclip", **config):
-    return {"format": "mmprompt_lab.results/1", "protocol": protocol, "method": method,
-            "config": {"backbone": backbone, **config}, "results": records, "environment": {},
-            "started": "2026-01-01T00:00:00+00:00", "finished": "2026-01-01T00:01:00+00:00", "seconds": 60}
+    return {
+        "format": "mmprompt_lab.results/1",
+        "protocol": protocol,
+        "method": method,
+        "config": {"backbone": backbone, **config},
+        "results": records,
+        "environment": {},
+        "started": "2026-01-01T00:00:00+00:00",
+        "finished": "2026-01-01T00:01:00+00:00",
+        "seconds": 60,
+    }
 
 
 def b2n(dataset, seed, base, novel):
@@ -19,8 +28,16 @@ def b2n(dataset, seed, base, novel):
 
 
 # A: base 80/82, novel 60/64; B: base 90/94, novel 70/70 (seeds 1/2)
-TOY = results("base2new", "coop", [b2n("toyworld/a", 1, 80, 60), b2n("toyworld/a", 2, 82, 64),
-                                   b2n("toyworld/b", 1, 90, 70), b2n("toyworld/b", 2, 94, 70)])
+TOY = results(
+    "base2new",
+    "coop",
+    [
+        b2n("toyworld/a", 1, 80, 60),
+        b2n("toyworld/a", 2, 82, 64),
+        b2n("toyworld/b", 1, 90, 70),
+        b2n("toyworld/b", 2, 94, 70),
+    ],
+)
 
 
 def test_mean_std_is_population_std():
@@ -31,8 +48,10 @@ def test_mean_std_is_population_std():
 
 
 def test_average_row_hm_is_hm_of_averages():
-    per = {"a": {1: {"base": 80, "novel": 60}, 2: {"base": 82, "novel": 64}},
-           "b": {1: {"base": 90, "novel": 70}, 2: {"base": 94, "novel": 70}}}
+    per = {
+        "a": {1: {"base": 80, "novel": 60}, 2: {"base": 82, "novel": 64}},
+        "b": {1: {"base": 90, "novel": 70}, 2: {"base": 94, "novel": 70}},
+    }
     row = average(per, ["base", "novel"])
     assert row["base"] == pytest.approx((86.5, 1.5))  # per-seed averages 85, 88
     assert row["novel"] == pytest.approx((66.0, 1.0))  # per-seed averages 65, 67
@@ -54,12 +73,25 @@ def test_base2new_markdown_on_constructed_results(tmp_path):
 
 
 def test_later_file_replaces_same_seed_and_transfer_average(tmp_path):
-    old = results("cross_dataset", "coop", [{"dataset": "toyworld/s", "role": "source", "source": "toyworld/s",
-                                             "seed": 1, "accuracy": 10.0}], source="toyworld/s")
+    old = results(
+        "cross_dataset",
+        "coop",
+        [{"dataset": "toyworld/s", "role": "source", "source": "toyworld/s", "seed": 1, "accuracy": 10.0}],
+        source="toyworld/s",
+    )
     rec = lambda d, s, a: {"dataset": d, "role": "target", "source": "toyworld/s", "seed": s, "accuracy": a}  # noqa
-    new = results("cross_dataset", "coop", [{**old["results"][0], "accuracy": 50.0}, rec("toyworld/t", 1, 20.0),
-                                            rec("toyworld/t", 2, 30.0), rec("toyworld/u", 1, 40.0),
-                                            rec("toyworld/u", 2, 60.0)], source="toyworld/s")
+    new = results(
+        "cross_dataset",
+        "coop",
+        [
+            {**old["results"][0], "accuracy": 50.0},
+            rec("toyworld/t", 1, 20.0),
+            rec("toyworld/t", 2, 30.0),
+            rec("toyworld/u", 1, 40.0),
+            rec("toyworld/u", 2, 60.0),
+        ],
+        source="toyworld/s",
+    )
     new["finished"] = "2026-01-02T00:00:00+00:00"
     (tmp_path / "a.json").write_text(json.dumps(new))
     (tmp_path / "b.json").write_text(json.dumps(old))
@@ -77,8 +109,17 @@ def test_published_numbers_match_protocol_md():
     assert published_value("base2new", "zeroshot", "eurosat") == {"base": 56.48, "novel": 64.05}
     assert pub["cross_dataset"]["average"] == {"coop": 63.88, "cocoop": 65.74, "maple": 66.30}
     assert published_value("domain_generalisation", "zeroshot", "imagenet") == 66.73
-    assert set(pub["base2new"]["average"]) == {"zeroshot", "coop", "cocoop", "vpt", "deep_language", "ivlp", "maple",
-                                               "kgcoop", "promptsrc"}
+    assert set(pub["base2new"]["average"]) == {
+        "zeroshot",
+        "coop",
+        "cocoop",
+        "vpt",
+        "deep_language",
+        "ivlp",
+        "maple",
+        "kgcoop",
+        "promptsrc",
+    }
     assert pub["base2new"]["average"]["promptsrc"] == {"base": 84.26, "novel": 76.10, "hm": 79.97}  # its paper
     # internal consistency of the copied numbers (catches typos): HM of B and N, DG average of the targets
     for method, v in pub["base2new"]["average"].items():
@@ -99,8 +140,10 @@ def test_published_columns_for_real_datasets(tmp_path):
     assert "| 3 | 82.28 | 75.14 | 78.55 |" in text  # the published average beside ours
     assert "| 3 | 76.66 | 70.54 | 73.47 |" in text  # ImageNet
     assert "No published numbers" not in text
-    dg = [{"dataset": d, "role": "target", "source": "imagenet", "seed": 1, "accuracy": 50.0}
-          for d in ("imagenet", "imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r")]
+    dg = [
+        {"dataset": d, "role": "target", "source": "imagenet", "seed": 1, "accuracy": 50.0}
+        for d in ("imagenet", "imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r")
+    ]
     text = markdown_report([results("domain_generalisation", "maple", dg, source="imagenet")])
     assert "| MaPLe (published) | 70.72 | 64.07 | 49.15 | 50.90 | 76.98 | 60.27 |" in text
     assert "| CoOp (published) | – | – | – | – | – | 59.28 |" in text

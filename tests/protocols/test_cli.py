@@ -1,4 +1,5 @@
 """`mmprompt-lab run | table | predict` through `mmprompt_lab.cli.main` on tiny settings."""
+
 import json
 
 import pytest
@@ -15,8 +16,27 @@ def toyclip():
 
 def test_run_and_table(tmp_path, capsys):
     out = tmp_path / "runs"
-    rc = main(["run", "base2new", "--methods", "zeroshot", "--datasets", "toyworld/patterns", "--seeds", "1", "2",
-               "--test-per-class", "1", "--pretrained", "random", "--device", "cpu", "--out", str(out)])
+    rc = main(
+        [
+            "run",
+            "base2new",
+            "--methods",
+            "zeroshot",
+            "--datasets",
+            "toyworld/patterns",
+            "--seeds",
+            "1",
+            "2",
+            "--test-per-class",
+            "1",
+            "--pretrained",
+            "random",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
     text = capsys.readouterr().out
     assert rc == 0
     assert "Base-to-novel — toyclip:random, seeds 1, 2" in text and "| CLIP (zero-shot) |" in text
@@ -31,8 +51,9 @@ def test_run_and_table(tmp_path, capsys):
 
 
 def test_run_argument_errors(tmp_path, capsys):
-    assert main(["run", "cross-dataset", "--method", "coop", "--datasets", "toyworld/shapes",
-                 "--out", str(tmp_path)]) == 2
+    assert (
+        main(["run", "cross-dataset", "--method", "coop", "--datasets", "toyworld/shapes", "--out", str(tmp_path)]) == 2
+    )
     assert "uses --source and --targets" in capsys.readouterr().err
     assert main(["run", "base2new", "--method", "coop", "--methods", "maple", "--out", str(tmp_path)]) == 2
     assert main(["table", str(tmp_path / "nothing")]) == 2
@@ -42,8 +63,22 @@ def test_run_argument_errors(tmp_path, capsys):
 def test_predict(tmp_path, capsys, toyclip):
     ckpt = mpl.save_learner(mpl.create_learner("coop", toyclip, ["circle", "star", "heart"]), tmp_path / "ckpt")
     Image.new("RGB", (32, 32), (10, 200, 10)).save(tmp_path / "green.png")
-    assert main(["predict", "--checkpoint", str(ckpt), str(tmp_path / "green.png"), "--topk", "2", "--json",
-                 "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                str(ckpt),
+                str(tmp_path / "green.png"),
+                "--topk",
+                "2",
+                "--json",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     preds = json.loads(capsys.readouterr().out)
     assert len(preds) == 1 and len(preds[0]["top"]) == 2
     assert preds[0]["top"][0]["probability"] >= preds[0]["top"][1]["probability"]

@@ -1,4 +1,5 @@
 """`predict` on image files written with PIL: sorted top-k, probabilities, k, folders, bad files."""
+
 import pytest
 import torch
 from PIL import Image

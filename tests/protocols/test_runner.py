@@ -1,4 +1,5 @@
 """Protocol runners end to end on a tiny random CLIP (accuracy values are not checked: random weights)."""
+
 import json
 
 import pytest
@@ -36,10 +37,13 @@ def test_zeroshot_few_shot_and_domain_generalisation(tiny_clip, tmp_path):
     assert [(r["shots"], r["seed"]) for r in fs["results"]] == [(0, 1), (0, 2)]  # evaluated once per seed
     assert fs["results"][0]["accuracy"] == fs["results"][1]["accuracy"] and "path" not in fs
 
-    dg = domain_generalisation("zeroshot", targets=["toyworld/shapes-sketch"], seeds=(1,), model=tiny_clip,
-                               out=tmp_path, **TINY)
-    assert [(r["dataset"], r["role"]) for r in dg["results"]] == [("toyworld/shapes", "source"),
-                                                                 ("toyworld/shapes-sketch", "target")]
+    dg = domain_generalisation(
+        "zeroshot", targets=["toyworld/shapes-sketch"], seeds=(1,), model=tiny_clip, out=tmp_path, **TINY
+    )
+    assert [(r["dataset"], r["role"]) for r in dg["results"]] == [
+        ("toyworld/shapes", "source"),
+        ("toyworld/shapes-sketch", "target"),
+    ]
     assert all(r["n"] == 24 for r in dg["results"])  # 24 classes, 1 image each
     assert (tmp_path / "domain_generalisation-zeroshot.json").exists()
 
@@ -61,7 +65,9 @@ def test_defaults_and_errors(tiny_clip):
     assert default_datasets("base2new", real=False)["datasets"][0] == "toyworld/shapes"
     assert "toyworld/shapes-sketch" not in default_datasets("base2new", real=False)["datasets"]
     assert default_datasets("domain_generalisation", real=True) == {
-        "source": "imagenet", "targets": ["imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r"]}
+        "source": "imagenet",
+        "targets": ["imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r"],
+    }
     assert len(default_datasets("cross_dataset", real=True)["targets"]) == 10
     with pytest.raises(ValueError, match="unknown method"):
         Session("mapel", tiny_clip)

@@ -1,6 +1,7 @@
 """Hostile inputs end in one actionable error line, never a traceback from PIL/csv/safetensors, a
 hang or a silently wrong result: decompression bombs, FIFOs and folders named like images, odd CSV
 files, corrupt pretraining checkpoints, degenerate selections and non-finite logits."""
+
 from __future__ import annotations
 
 import logging
@@ -19,8 +20,7 @@ from PIL import Image
 import mmprompt_lab as mpl
 from mmprompt_lab import cli
 from mmprompt_lab.data import get_source, load_dataset
-from mmprompt_lab.data.images import (PIXEL_LIMIT_ENV, BadImageError, ImageTooLargeError, list_image_files,
-                                      load_rgb)
+from mmprompt_lab.data.images import PIXEL_LIMIT_ENV, BadImageError, ImageTooLargeError, list_image_files, load_rgb
 from mmprompt_lab.io import dumps
 from mmprompt_lab.protocols import predict
 from mmprompt_lab.toyclip import pretrain
@@ -33,6 +33,7 @@ class Hung(BaseException):
 @contextmanager
 def deadline(seconds: int = 5):
     """Fail (instead of hanging the test run) when the body blocks, e.g. on opening a FIFO."""
+
     def interrupt(signum, frame):
         raise Hung(f"still running after {seconds} s: something opened a FIFO or waits forever")
 
@@ -53,12 +54,14 @@ def image(path: Path, size: tuple[int, int] = (8, 8), colour=(200, 30, 30)) -> P
 
 def png_header_only(path: Path, width: int, height: int) -> Path:
     """A PNG whose header declares width × height RGB pixels, with (almost) no pixel data."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b""))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -160,8 +163,11 @@ def test_csv_row_naming_a_fifo_is_refused(tmp_path):
     os.mkfifo(tmp_path / "pipe.jpg")
     (tmp_path / "list.csv").write_text("path,classname\na.jpg,cat\nb.jpg,dog\npipe.jpg,dog\n")
     with deadline():
-        with pytest.raises(BadImageError, match=r"1 path\(s\) listed in dataset 'csv' split 'train' are not "
-                                                r"regular files: .*pipe.jpg \(FIFO\)\. Images are never read"):
+        with pytest.raises(
+            BadImageError,
+            match=r"1 path\(s\) listed in dataset 'csv' split 'train' are not "
+            r"regular files: .*pipe.jpg \(FIFO\)\. Images are never read",
+        ):
             load_dataset("csv", root=tmp_path / "list.csv", split="train")
         unchecked = load_dataset("csv", root=tmp_path / "list.csv", split="train", check_files=False)
         with pytest.raises(BadImageError, match=r"not a regular file \(FIFO\)"):
@@ -210,20 +216,29 @@ def test_csv_with_a_utf8_bom_is_read(tmp_path):
     assert load_dataset("csv", root=tmp_path / "labels.csv", split="train").classnames == ["0", "1"]
 
 
-@pytest.mark.parametrize("content, match", [
-    (b"", r"bad.csv: the file is empty; expected a header line"),
-    (b"\n\n  \n", r"bad.csv: the file is empty"),
-    ("path,classname\nx.jpg,caf\u00e9\n".encode("latin-1"), r"bad.csv line 2: not UTF-8 text \(byte 0xe9\); "
-                                                              "save the file as UTF-8"),
-    (b"\xef\xbb\xbfpath,classname\nx.jpg,xerus\ny.jpg,\xff\n", r"bad.csv line 3: not UTF-8 text \(byte 0xff\)"),
-    (b"path,classname\nx.jpg,xerus\ny.jpg\n", r"bad.csv line 3: 1 value\(s\) but the header 'path,classname' "
-                                              r"has 2; check for missing or extra commas"),
-    (b"path,classname\nx.jpg,xerus,extra\n", r"line 2: 3 value\(s\) but the header"),
-    (b"path,classname\n\n,yak\n", r"bad.csv line 3: empty path"),
-    (b"path,classname\nx.jpg,\n", r"line 2: empty classname"),
-    (b"path,path,classname\nx.jpg,y.jpg,yak\n", r"header names column\(s\) \['path'\] more than once"),
-    (b"path,classname\n", r"bad.csv: no rows"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (b"", r"bad.csv: the file is empty; expected a header line"),
+        (b"\n\n  \n", r"bad.csv: the file is empty"),
+        (
+            "path,classname\nx.jpg,caf\u00e9\n".encode("latin-1"),
+            r"bad.csv line 2: not UTF-8 text \(byte 0xe9\); "
+            "save the file as UTF-8",
+        ),
+        (b"\xef\xbb\xbfpath,classname\nx.jpg,xerus\ny.jpg,\xff\n", r"bad.csv line 3: not UTF-8 text \(byte 0xff\)"),
+        (
+            b"path,classname\nx.jpg,xerus\ny.jpg\n",
+            r"bad.csv line 3: 1 value\(s\) but the header 'path,classname' "
+            r"has 2; check for missing or extra commas",
+        ),
+        (b"path,classname\nx.jpg,xerus,extra\n", r"line 2: 3 value\(s\) but the header"),
+        (b"path,classname\n\n,yak\n", r"bad.csv line 3: empty path"),
+        (b"path,classname\nx.jpg,\n", r"line 2: empty classname"),
+        (b"path,path,classname\nx.jpg,y.jpg,yak\n", r"header names column\(s\) \['path'\] more than once"),
+        (b"path,classname\n", r"bad.csv: no rows"),
+    ],
+)
 def test_broken_csv_gives_one_clear_line(tmp_path, content, match):
     two_images(tmp_path)
     (tmp_path / "bad.csv").write_bytes(content)
@@ -247,8 +262,14 @@ def good_checkpoint(tmp_path_factory) -> bytes:
 def test_corrupt_checkpoint_names_the_file(tmp_path, good_checkpoint, kind):
     ckpt = tmp_path / "checkpoint.safetensors"
     header = 8 + struct.unpack("<Q", good_checkpoint[:8])[0]
-    ckpt.write_bytes({"garbage": b"this is not a safetensors file at all", "empty": b"",
-                      "truncated": good_checkpoint[:header + 100], "header only": good_checkpoint[:header]}[kind])
+    ckpt.write_bytes(
+        {
+            "garbage": b"this is not a safetensors file at all",
+            "empty": b"",
+            "truncated": good_checkpoint[: header + 100],
+            "header only": good_checkpoint[:header],
+        }[kind]
+    )
     with pytest.raises(ValueError) as err:
         pretrain(tmp_path, **TINY)
     message = str(err.value)
@@ -256,13 +277,16 @@ def test_corrupt_checkpoint_names_the_file(tmp_path, good_checkpoint, kind):
     assert message.endswith("delete it to start over, or use another out_dir (--out)") and "\n" not in message
 
 
-@pytest.mark.parametrize("meta, reason", [
-    (None, "KeyError: 'step'"),
-    ({"step": "two", "config": "{}", "history": "[]"}, "ValueError: invalid literal for int()"),
-    ({"step": "1", "config": "{not json", "history": "[]"}, "JSONDecodeError: Expecting property name"),
-    ({"step": "1", "config": '{"steps": 1}', "history": "{}"}, "ValueError: unexpected step, config or history"),
-    ({"step": "1", "config": '{"steps": 1}', "history": "[]"}, "RuntimeError: Error(s) in loading state_dict"),
-])
+@pytest.mark.parametrize(
+    "meta, reason",
+    [
+        (None, "KeyError: 'step'"),
+        ({"step": "two", "config": "{}", "history": "[]"}, "ValueError: invalid literal for int()"),
+        ({"step": "1", "config": "{not json", "history": "[]"}, "JSONDecodeError: Expecting property name"),
+        ({"step": "1", "config": '{"steps": 1}', "history": "{}"}, "ValueError: unexpected step, config or history"),
+        ({"step": "1", "config": '{"steps": 1}', "history": "[]"}, "RuntimeError: Error(s) in loading state_dict"),
+    ],
+)
 def test_checkpoint_with_bad_metadata_or_tensors(tmp_path, meta, reason):
     from safetensors.torch import save_file
 
@@ -291,8 +315,11 @@ def folder_dataset(root: Path, counts: dict[str, int]) -> Path:
 
 def test_a_single_class_dataset_is_refused(tmp_path):
     folder_dataset(tmp_path, {"only": 3})
-    with pytest.raises(ValueError, match=r"dataset 'folder' \(all classes\) has 1 class\(es\) \['only'\]; "
-                                         "prompt learning classifies among at least 2 classes"):
+    with pytest.raises(
+        ValueError,
+        match=r"dataset 'folder' \(all classes\) has 1 class\(es\) \['only'\]; "
+        "prompt learning classifies among at least 2 classes",
+    ):
         load_dataset("folder", root=tmp_path)
 
 
@@ -314,8 +341,11 @@ def test_shots_beyond_a_class_size_are_recorded_and_warned(tmp_path, caplog):
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_nonpositive_or_odd_shots_are_refused(tmp_path, shots, split):
     folder_dataset(tmp_path, {"a": 2, "b": 2})
-    with pytest.raises(ValueError, match=rf"shots must be a whole number ≥ 1 \(images per class\), or None "
-                                         rf"for every image; got {shots!r}"):
+    with pytest.raises(
+        ValueError,
+        match=rf"shots must be a whole number ≥ 1 \(images per class\), or None "
+        rf"for every image; got {shots!r}",
+    ):
         load_dataset("folder", root=tmp_path, split=split, shots=shots)
 
 
@@ -331,8 +361,11 @@ def test_predict_refuses_non_finite_logits(learner, tmp_path, monkeypatch, bad):
         return logits
 
     monkeypatch.setattr(learner, "forward", broken)
-    with pytest.raises(FloatingPointError, match=rf"gave NaN or infinite logits for 1 image\(s\) "
-                                                 rf"\({tmp_path / 'b.png'}\); its prompts are not usable"):
+    with pytest.raises(
+        FloatingPointError,
+        match=rf"gave NaN or infinite logits for 1 image\(s\) "
+        rf"\({tmp_path / 'b.png'}\); its prompts are not usable",
+    ):
         predict(learner, tmp_path)
 
 

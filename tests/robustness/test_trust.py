@@ -1,5 +1,6 @@
 """Results you can trust: the same seed gives the same bytes in another process, non-finite numbers
 never become results, runs are never lost or half-written, resume is exact, options are typed."""
+
 import json
 import os
 import signal
@@ -20,8 +21,9 @@ TUNE = ["tune", "--epochs", "2", "--shots", "1", "--seed", "3", "--no-progress",
 
 
 def cli(*args, cwd=None, check=True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "mmprompt_lab.cli", *args], cwd=cwd, env=ENV,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mmprompt_lab.cli", *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300
+    )
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -56,8 +58,10 @@ PIPELINE = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_every_method_is_deterministic_across_processes():
-    runs = [subprocess.run([sys.executable, "-c", PIPELINE], env=ENV, capture_output=True, text=True, timeout=600)
-            for _ in range(2)]
+    runs = [
+        subprocess.run([sys.executable, "-c", PIPELINE], env=ENV, capture_output=True, text=True, timeout=600)
+        for _ in range(2)
+    ]
     for proc in runs:
         assert proc.returncode == 0, proc.stderr[-2000:]
     first, second = (json.loads(p.stdout.strip().splitlines()[-1]) for p in runs)
@@ -117,8 +121,10 @@ def test_json_refuses_nan(tmp_path):
 def test_runs_get_fresh_folders_and_explicit_out_needs_overwrite(tmp_path, capsys):
     for _ in range(2):  # the README's main command twice: two runs, nothing replaced
         assert cli(*TUNE, "--method", "coop", "--no-zeroshot", cwd=tmp_path).returncode == 0
-    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["coop-toyworld_polygons-seed3",
-                                                                    "coop-toyworld_polygons-seed3-2"]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
+        "coop-toyworld_polygons-seed3",
+        "coop-toyworld_polygons-seed3-2",
+    ]
     out = tmp_path / "runs" / "coop-toyworld_polygons-seed3"
     before = (out / "metrics.json").read_bytes()
     assert main([*TUNE, "--method", "coop", "--seed", "4", "--out", str(out)]) == 2
@@ -126,8 +132,10 @@ def test_runs_get_fresh_folders_and_explicit_out_needs_overwrite(tmp_path, capsy
     assert (out / "metrics.json").read_bytes() == before
     assert main([*TUNE, "--method", "coop", "--seed", "4", "--no-zeroshot", "--out", str(out), "--overwrite"]) == 0
     assert json.loads((out / "metrics.json").read_text())["seed"] == 4
-    assert sorted(p.name for p in out.parent.iterdir()) == ["coop-toyworld_polygons-seed3",
-                                                            "coop-toyworld_polygons-seed3-2"]  # no leftovers
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "coop-toyworld_polygons-seed3",
+        "coop-toyworld_polygons-seed3-2",
+    ]  # no leftovers
 
 
 def test_files_have_normal_permissions(tmp_path):
@@ -163,10 +171,30 @@ def test_a_second_writer_gets_a_clear_error_and_a_stale_lock_is_taken_over(tmp_p
 
 # ----------------------------------------------------------------------------- resume
 def test_ctrl_c_then_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
-    args = ["tune", "--method", "coop", "--epochs", "40", "--shots", "8", "--seed", "2", "--no-progress",
-            "--no-zeroshot", "--threads", "1"]
-    proc = subprocess.Popen([sys.executable, "-m", "mmprompt_lab.cli", *args, "--out", "r1"], cwd=tmp_path, env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+    args = [
+        "tune",
+        "--method",
+        "coop",
+        "--epochs",
+        "40",
+        "--shots",
+        "8",
+        "--seed",
+        "2",
+        "--no-progress",
+        "--no-zeroshot",
+        "--threads",
+        "1",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mmprompt_lab.cli", *args, "--out", "r1"],
+        cwd=tmp_path,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+    )
     for line in iter(proc.stdout.readline, ""):  # line by line, no read-ahead: interrupt early in the run
         if "epoch 2/40" in line:
             proc.send_signal(signal.SIGINT)
@@ -204,15 +232,34 @@ def test_typed_options(tmp_path, capsys):
     assert "CoOpConfig.n_ctx expects an integer, got 'four'" in capsys.readouterr().err
     assert main([*TUNE, "--method", "coop", "--set", "csc=maybe"]) == 2
     assert "expects true or false" in capsys.readouterr().err
-    assert main([*TUNE, "--method", "coop", "--no-zeroshot", "--set", "csc=yes", "--set", "n_ctx=2",
-                 "--out", str(tmp_path / "r")]) == 0
+    assert (
+        main(
+            [
+                *TUNE,
+                "--method",
+                "coop",
+                "--no-zeroshot",
+                "--set",
+                "csc=yes",
+                "--set",
+                "n_ctx=2",
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 0
+    )
     config = json.loads((tmp_path / "r" / "learner.json").read_text())["config"]
     assert config["csc"] is True and config["n_ctx"] == 2
 
 
 def test_single_epoch_with_an_lr_says_it_is_warm_up(tmp_path, capsys):
-    assert main([*TUNE, "--method", "coop", "--epochs", "1", "--lr", "0.01", "--no-zeroshot",
-                 "--out", str(tmp_path / "r")]) == 0
+    assert (
+        main(
+            [*TUNE, "--method", "coop", "--epochs", "1", "--lr", "0.01", "--no-zeroshot", "--out", str(tmp_path / "r")]
+        )
+        == 0
+    )
     assert "only epoch is the warm-up" in capsys.readouterr().out
     assert "warm-up" in json.loads((tmp_path / "r" / "metrics.json").read_text())["notes"][0]
 

@@ -1,4 +1,5 @@
 """ToyCLIP is an open_clip CLIP: structure, widths, and loading the shipped weights safely."""
+
 import os
 
 import open_clip

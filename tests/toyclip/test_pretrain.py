@@ -1,4 +1,5 @@
 """A short run of the pretraining recipe learns, checkpoints atomically and resumes exactly."""
+
 import importlib
 
 import pytest

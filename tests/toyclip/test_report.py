@@ -1,4 +1,5 @@
 """The per-suite report: zero-shot, linear probe, colour baseline and variance, consistently."""
+
 import pytest
 import torch
 

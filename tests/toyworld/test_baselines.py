@@ -1,4 +1,5 @@
 """No shape or pattern suite can be solved from colour statistics alone."""
+
 import numpy as np
 import pytest
 

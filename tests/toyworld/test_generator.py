@@ -1,9 +1,20 @@
 """The ToyWorld generator: deterministic, complete, and captions that match their scenes."""
+
 import numpy as np
 import pytest
 
-from mmprompt_lab.toyworld import (BACKGROUNDS, PATTERNS, SHAPES, STYLES, Obj, Scene, WorldSpec, caption,
-                                   render, sample_scene)
+from mmprompt_lab.toyworld import (
+    BACKGROUNDS,
+    PATTERNS,
+    SHAPES,
+    STYLES,
+    Obj,
+    Scene,
+    WorldSpec,
+    caption,
+    render,
+    sample_scene,
+)
 from mmprompt_lab.toyworld.factors import HELD_OUT_COLOUR, SHAPE_SYNONYMS, plural
 from mmprompt_lab.toyworld.world import PRETRAIN_WORLD
 
@@ -43,18 +54,21 @@ def test_every_factor_renders():
     rng = np.random.default_rng(0)
     for style in STYLES:
         for bg in BACKGROUNDS:
-            images = [np.asarray(render(Scene((Obj("fish", "pink", pat, "black"),), bg, style), 32, rng))
-                      for pat in PATTERNS]
+            images = [
+                np.asarray(render(Scene((Obj("fish", "pink", pat, "black"),), bg, style), 32, rng)) for pat in PATTERNS
+            ]
             assert all(im.shape == (32, 32, 3) and im.std() > 0 for im in images), (style, bg)
             assert len({im.tobytes() for im in images}) > 1, (style, bg)  # the factor shows in the pixels
 
 
 def test_patterns_change_the_object():
-    base = np.asarray(render(Scene((Obj("square", "red", "plain", "white", radius=0.8),), "night"), 32,
-                             np.random.default_rng(0)))
+    base = np.asarray(
+        render(Scene((Obj("square", "red", "plain", "white", radius=0.8),), "night"), 32, np.random.default_rng(0))
+    )
     for pat in PATTERNS[1:]:
-        img = np.asarray(render(Scene((Obj("square", "red", pat, "white", radius=0.8),), "night"), 32,
-                                np.random.default_rng(0)))
+        img = np.asarray(
+            render(Scene((Obj("square", "red", pat, "white", radius=0.8),), "night"), 32, np.random.default_rng(0))
+        )
         assert (img != base).any(axis=-1).mean() > 0.1, pat
 
 
@@ -80,8 +94,7 @@ def test_caption_name_p_names_the_object_that_often_and_leaves_the_default_strea
             scene = sample_scene(rng)
             nouns = SHAPE_SYNONYMS.get(scene.objects[0].shape, [scene.objects[0].shape])
             text = caption(scene, rng) if name_p is None else caption(scene, rng, name_p)
-            out.append((text, any(w in text.split() or w + "." in text.split() for n in nouns
-                                  for w in (n, plural(n)))))
+            out.append((text, any(w in text.split() or w + "." in text.split() for n in nouns for w in (n, plural(n)))))
         return out
 
     default, explicit, weak = texts(None), texts(1.0), texts(0.4)
@@ -120,11 +133,13 @@ def test_background_hue_is_drawn_only_when_asked():
 
 def test_pattern_scale_makes_the_pattern_coarser():
     """A pattern_scale of 2 doubles the stripe period: about half as many colour changes per column."""
+
     def changes(scale: float, seed: int) -> float:
         obj = Obj("square", "red", "striped", "white", radius=0.9, pattern_scale=scale)
         img = np.asarray(render(Scene((obj,), "snow"), 128, np.random.default_rng(seed)), float)
         inside = img[24:104, 24:104, 1] > 128  # green channel: white stripes vs red ground
         return np.abs(np.diff(inside, axis=0)).sum() / inside.shape[1]  # stripes are horizontal
+
     fine = sum(changes(1.0, seed) for seed in range(4))
     coarse = sum(changes(2.0, seed) for seed in range(4))
     assert fine >= 4 * 4 and 0.35 < coarse / fine < 0.65

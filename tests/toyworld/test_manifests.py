@@ -1,4 +1,5 @@
 """Manifests describe the suites, and their content hashes catch any generator change."""
+
 import json
 from dataclasses import replace
 

@@ -1,4 +1,5 @@
 """ToyWorld suites as datasets: registration, balance, disjoint splits, deterministic images."""
+
 import hashlib
 from collections import Counter
 
@@ -70,8 +71,12 @@ def test_class_names_are_pretraining_words():
     from mmprompt_lab.toyworld import WorldSpec, sample_scene
 
     rng = np.random.default_rng(0)
-    words = set(" ".join(caption(sample_scene(rng, WorldSpec()), rng) for _ in range(3000))
-                .replace(".", " ").replace(",", " ").split())
+    words = set(
+        " ".join(caption(sample_scene(rng, WorldSpec()), rng) for _ in range(3000))
+        .replace(".", " ")
+        .replace(",", " ")
+        .split()
+    )
     for name in NAMES:
         missing = [c for c in SUITES[name].classes if c not in words]
         assert not missing, (name, missing)
@@ -82,8 +87,11 @@ def test_label_matches_scene_factor():
         s = SUITES[name]
         for key, label in s.keys("val")[:20]:
             scene, _ = s.scene(key, label)
-            value = {"shape": scene.objects[0].shape, "pattern": scene.objects[0].pattern,
-                     "background": scene.background}[s.factor]
+            value = {
+                "shape": scene.objects[0].shape,
+                "pattern": scene.objects[0].pattern,
+                "background": scene.background,
+            }[s.factor]
             assert value == s.classes[label]
 
 

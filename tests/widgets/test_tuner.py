@@ -1,4 +1,5 @@
 """The live tuner driven without a front end: set controls, press Start synchronously, check figures."""
+
 import threading
 
 import pytest
