@@ -3,7 +3,7 @@
 import mmprompt_lab as mpl
 clip = mpl.load_clip("toyclip")
 train = mpl.load_dataset("toyworld/shapes", split="train", shots=16, seed=1, subsample="base")
-learner = mpl.create_learner("maple", clip, classnames=train.classnames)
+learner = mpl.create_learner("maple", clip, classnames=train.classnames, seed=1)
 history = mpl.fit(learner, train, epochs=5)
 metrics = mpl.evaluate(learner, mpl.load_dataset("toyworld/shapes", split="test", subsample="base"))
 """
