@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -27,22 +26,20 @@ import plotly.graph_objects as go
 import torch
 from torch import Tensor
 
-from ..engine import fit
 from ..transforms import test_transform
 from ..experiment import (
     ExperimentResult,
     ExperimentSpec,
-    fit_settings,
     learner_options,
     load_train,
     preset_options,
     run_experiment,
     score,
     test_sets,
+    train_learner,
 )
 from ..learners import create_learner
 from ..learners.base import PromptLearner
-from ..seeding import seed_everything
 from ..settings import NotebookSettings
 from .experiments import run_method
 from .inspect import evaluating
@@ -409,21 +406,9 @@ def run_learner(
         >>> twin = maple_as_ivlp(fresh_maple)
         >>> r = run_learner(twin, S.spec("ivlp", "toyworld/polygons", clip), label="ivlp (maple start)")
     """
-    seed_everything(spec.seed)
     train = load_train(spec)
     with learner.use_classnames(train.classnames):
-        t0 = time.perf_counter()
-        history = fit(
-            learner,
-            train,
-            **fit_settings(spec),
-            seed=spec.seed,
-            accumulate=spec.accumulate,
-            device=device,
-            precision=spec.precision,
-            progress=False,
-        )
-        seconds = time.perf_counter() - t0
+        _, history, _, seconds = train_learner(spec, learner.clip, device=device, train=train, learner=learner)
     tests = test_sets(spec)
     metrics, evals = score(learner, tests, spec, device=device)
     return ExperimentResult(spec, learner, history, metrics, train, tests, evals, round(seconds, 2), [], label)
