@@ -194,6 +194,9 @@ def test_ctrl_c_then_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         bufsize=1,
+        # a background job (nohup, some CI runners) starts with SIGINT ignored, and children inherit
+        # that: give the child the default disposition, as a terminal's Ctrl-C would find it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     for line in iter(proc.stdout.readline, ""):  # line by line, no read-ahead: interrupt early in the run
         if "epoch 2/40" in line:
