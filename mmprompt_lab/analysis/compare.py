@@ -26,7 +26,6 @@ import plotly.graph_objects as go
 import torch
 from torch import Tensor
 
-from ..transforms import test_transform
 from ..experiment import (
     ExperimentResult,
     ExperimentSpec,
@@ -43,6 +42,7 @@ from ..learners.base import PromptLearner
 from ..settings import NotebookSettings
 from .experiments import run_method
 from .inspect import evaluating
+from .parameters import gradient_norms, parameter_group, parameter_groups
 
 
 # ----------------------------------------------------------------------------- runs over seeds
@@ -188,51 +188,6 @@ def summary_figure(rows: list[dict], title: str = "") -> go.Figure:
 
 
 # ----------------------------------------------------------------------------- where variants differ
-def parameter_group(name: str) -> str:
-    """A parameter's group: its name without layer indices, cut to module level, e.g.
-    "cmpa.0.attn_t.in_proj_weight" → "cmpa.attn_t", "deep_text.1" → "deep_text", "proj.weight" → "proj",
-    "text_dafe.0.gate" → "text_dafe.gate"."""
-    parts = [p for p in name.split(".") if not p.isdigit()]
-    if len(parts) >= 3:
-        return ".".join(parts[:2])
-    if len(parts) == 2 and parts[1] in ("weight", "bias"):
-        return parts[0]
-    return ".".join(parts)
-
-
-def parameter_groups(learner: PromptLearner) -> dict[str, int]:
-    """Trainable parameters per group (`parameter_group`), in the learner's order."""
-    out: dict[str, int] = {}
-    for name, p in learner.named_parameters():
-        if p.requires_grad:
-            key = parameter_group(name)
-            out[key] = out.get(key, 0) + p.numel()
-    return out
-
-
-def gradient_norms(learner: PromptLearner, dataset, n: int = 8) -> dict[str, float]:
-    """‖∂loss/∂θ‖ per parameter group for one batch of the first `n` images of `dataset` (test transform,
-    the learner's own training loss). A group at exactly 0 never learns (e.g. DCP's text half of CMPA in
-    the released code). The learner's gradients are left cleared."""
-    transform = test_transform(learner.clip)
-    n = min(n, len(dataset))
-    images = torch.stack([transform(dataset.source.load_image(dataset.items[i]).convert("RGB")) for i in range(n)])
-    labels = torch.tensor([dataset.items[i].label for i in range(n)])
-    params = {name: p for name, p in learner.named_parameters() if p.requires_grad}
-    for p in params.values():
-        p.grad = None
-    with learner.use_classnames(dataset.classnames):
-        loss, _ = learner.training_loss(images.to(learner.clip.device), labels.to(learner.clip.device))
-        loss.backward()
-    squares: dict[str, float] = {}
-    for name, p in params.items():
-        key = parameter_group(name)
-        g = 0.0 if p.grad is None else float(p.grad.double().pow(2).sum())
-        squares[key] = squares.get(key, 0.0) + g
-        p.grad = None
-    return {k: math.sqrt(v) for k, v in squares.items()}
-
-
 def pass_dependence(learner: PromptLearner, output: str, wrt: Sequence[str], seed: int = 0) -> dict[str, float]:
     """How much what a pass computes depends on some parameters: ‖∂⟨r, begin_pass()[output]⟩/∂θ‖ for each
     parameter name in `wrt` (r a fixed random direction). 0 means `output` does not read θ at all — e.g.

@@ -18,11 +18,10 @@ import torch
 from plotly.subplots import make_subplots
 
 from ..engine import evaluate
-from ..engine.train import make_loader
-from ..transforms import test_transform
 from ..experiment import ExperimentResult, run_experiment
 from ..learners import create_learner, get_learner_class
 from ..settings import CI_LIMITS, NotebookSettings
+from .parameters import gradient_norms
 
 RunResult = ExperimentResult  # what the lessons call a finished run
 
@@ -371,48 +370,10 @@ def few_shot_figure(results: list[RunResult], baseline: str = "zeroshot") -> go.
 
 
 # ----------------------------------------------------------------------------- gradients
-def gradient_norms(learner, dataset, batch_size: int = 16) -> dict[str, float]:
-    """L2 norm of the training loss's gradient per group of the learner's trainable tensors, on the first
-    `batch_size` training images of `dataset` (one forward/backward; the learner is left as it was).
-
-    Groups join a module's tensors and drop layer indices: "ctx", "vision_ctx", "cmpa.attn_t", "deep_proj"…
-    A group that gets no gradient at all reads 0.0 (e.g. DCP's text half without write-back).
-    """
-    params = {n: p for n, p in learner.named_parameters() if p.requires_grad}
-    saved = {n: p.grad for n, p in params.items()}
-    training = learner.training
-    images, labels = next(
-        iter(make_loader(dataset.with_transform(test_transform(learner.clip)), batch_size, shuffle=False))
-    )
-    device = learner.clip.device
-    try:
-        for p in params.values():
-            p.grad = None
-        learner.train()
-        loss, _ = learner.training_loss(images.to(device), labels.to(device))
-        loss.backward()
-        squares: dict[str, float] = {}
-        for name, p in params.items():
-            group = _group(name)
-            squares[group] = squares.get(group, 0.0) + (
-                float(p.grad.double().pow(2).sum()) if p.grad is not None else 0.0
-            )
-    finally:
-        for n, p in params.items():
-            p.grad = saved[n]
-        learner.train(training)
-    return {g: v**0.5 for g, v in squares.items()}
-
-
-def _group(name: str) -> str:
-    parts = [p for p in name.split(".") if not p.isdigit()]
-    return ".".join(parts[:-1][:2]) if len(parts) > 1 else parts[0]
-
-
-def gradient_figure(learners: dict[str, object], dataset, batch_size: int = 16) -> go.Figure:
+def gradient_figure(learners: dict[str, object], dataset, n: int = 16) -> go.Figure:
     """`gradient_norms` of several learners side by side (log scale); groups without gradient are drawn
     at the floor of the axis and labelled "no gradient"."""
-    norms = {name: gradient_norms(learner, dataset, batch_size) for name, learner in learners.items()}
+    norms = {name: gradient_norms(learner, dataset, n) for name, learner in learners.items()}
     positive = [v for n in norms.values() for v in n.values() if v > 0]
     floor = min(positive) / 10 if positive else 1e-6
     fig = go.Figure()

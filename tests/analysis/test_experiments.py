@@ -73,9 +73,9 @@ def test_gradient_figure_shows_dcp_text_half_without_gradient(tiny_clip):
     train = S.dataset("toyworld/polygons", "train")
     paper = create_learner("dcp", tiny_clip, train.classnames, n_ctx=2, depth=1)
     code = create_learner("dcp", tiny_clip, train.classnames, n_ctx=2, depth=1, text_writeback=False)
-    norms = X.gradient_norms(code, train, batch_size=4)
+    norms = X.gradient_norms(code, train, n=4)
     assert norms["cmpa.attn_t"] == 0.0 and norms["cmpa.proj_v2t"] == 0.0 and norms["ctx"] > 0
-    assert X.gradient_norms(paper, train, batch_size=4)["cmpa.attn_t"] > 0
+    assert X.gradient_norms(paper, train, n=4)["cmpa.attn_t"] > 0
     assert all(p.grad is None for p in code.parameters())  # the learner is left as it was
-    fig = X.gradient_figure({"paper": paper, "code": code}, train, batch_size=4)
+    fig = X.gradient_figure({"paper": paper, "code": code}, train, n=4)
     assert len(fig.data) == 2 and "no gradient" in fig.data[1].text
